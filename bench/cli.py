@@ -1,0 +1,175 @@
+"""Command line of speechbench (``python run_all.py ...``).
+
+``run`` is the default sub-command: ``python run_all.py --suite quick`` equals
+``python run_all.py run --suite quick``. Errors in the user's input (an unknown method, a
+bad file) print one clear line and exit with status 2; failed cells exit with status 1
+after the whole sweep has run and the report is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+
+import tomli_w
+
+from bench import harness, registry
+from bench.sweep import SUITES, SweepSummary, default_run_dir, expand, parse_methods, run_cells
+from bench.tasks.base import RunContext
+
+SUBCOMMANDS = ("run", "report", "calibrate")
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
+    p.add_argument("--amp", default="off", choices=["bf16", "fp16", "off"],
+                   help="mixed precision for forward passes (fp16 needs cuda)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="the run folder (default reports/<run_id>); re-running resumes it")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-figures", action="store_true", help="skip drawing figures")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_all.py",
+        description="speechbench: run benchmark suites, write and compare reports.",
+    )
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run a suite (the default sub-command)")
+    run.add_argument("--suite", default="default", choices=list(SUITES),
+                     help="quick (smoke test), default (real results), full (paper scale)")
+    run.add_argument("--tasks", default=None, help="comma-separated task names (default: all)")
+    run.add_argument("--methods", default=None,
+                     help="restrict method choices: family=name[,family=name...]")
+    run.add_argument("--seeds", type=int, default=None, help="number of seeds (default: suite's)")
+    run.add_argument("--list", action="store_true", help="list tasks and methods, then exit")
+    _add_common(run)
+
+    rep = sub.add_parser("report", help="re-write a run folder's report from its records")
+    rep.add_argument("run_dir", type=Path)
+    rep.add_argument("--no-figures", action="store_true")
+
+    cal = sub.add_parser("calibrate", help="calibrate your own model's logits (.npz)")
+    cal.add_argument("--logits", type=Path, required=True,
+                     help=".npz with logits (N,K), labels (N,), optional split ('valid'/'test')")
+    cal.add_argument("--valid-fraction", type=float, default=0.5,
+                     help="fraction of rows used to fit calibrators when the file has no split")
+    cal.add_argument("--seeds", type=int, default=5,
+                     help="random valid/test splits (ignored when the file has a split)")
+    cal.add_argument("--methods", default=None, help="e.g. calibrator=none,calibrator=temperature")
+    _add_common(cal)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help")):
+        argv = ["run", *argv]
+    args = build_parser().parse_args(argv)
+    try:
+        registry.load_all()
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "calibrate":
+            return cmd_calibrate(args)
+        return cmd_run(args)
+    except (UsageError, ValueError, FileNotFoundError, LookupError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _context(args, run_dir: Path) -> RunContext:
+    device = harness.pick_device(args.device)
+    harness.check_amp(device, args.amp)
+    return RunContext(device=device, amp=args.amp, run_dir=run_dir, quiet=args.quiet)
+
+
+def cmd_run(args) -> int:
+    if args.list:
+        for family in registry.families():
+            print(f"{family}: {', '.join(registry.names(family))}")
+        return 0
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    cells = expand(args.suite, tasks, args.seeds, parse_methods(args.methods))
+    device = harness.pick_device(args.device)
+    run_dir = args.out or default_run_dir(args.suite, cells, str(device), args.amp)
+    invocation = {"suite": args.suite, "tasks": tasks or "all", "methods": args.methods or "all",
+                  "seeds": args.seeds or SUITES[args.suite].seeds}
+    return _execute(args, cells, run_dir, invocation)
+
+
+def cmd_calibrate(args) -> int:
+    from bench.tasks.base import get_task
+
+    task = get_task("calibrate_logits")
+    cells = task.cells_for_file(args.logits, args.seeds, args.valid_fraction,
+                                parse_methods(args.methods))
+    device = harness.pick_device(args.device)
+    run_dir = args.out or default_run_dir("calibrate", cells, str(device), args.amp)
+    invocation = {"command": "calibrate", "logits": str(args.logits.resolve()),
+                  "valid_fraction": args.valid_fraction, "seeds": args.seeds}
+    return _execute(args, cells, run_dir, invocation)
+
+
+def _execute(args, cells, run_dir: Path, invocation: dict) -> int:
+    ctx = _context(args, run_dir)
+    run_id = run_dir.name
+    record_invocation(run_dir, invocation, cells, ctx)
+    if not args.quiet:
+        print(f"run folder: {run_dir} ({len(cells)} cells)", file=sys.stderr)
+    summary = run_cells(cells, ctx, run_id)
+    from bench.report import write_report
+
+    paths = write_report(run_dir, figures=not args.no_figures)
+    return _finish(summary, paths)
+
+
+def _finish(summary: SweepSummary, paths: dict[str, Path]) -> int:
+    print(f"{len(summary.ran)} cells run, {len(summary.skipped)} already done (skipped), "
+          f"{len(summary.failed)} failed")
+    print(f"report: {paths['markdown']}  {paths['html']}  {paths['latex']}")
+    if summary.failed:
+        print("failed cells:", file=sys.stderr)
+        for cell, error in summary.failed:
+            print(f"  {cell.label}: {error.splitlines()[0] if error else ''}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def record_invocation(run_dir: Path, invocation: dict, cells, ctx: RunContext) -> None:
+    """Append this invocation and its expanded cells to the run's config.toml."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "config.toml"
+    doc = tomllib.loads(path.read_text()) if path.exists() else {"invocation": []}
+    entry = {
+        **{k: v for k, v in invocation.items() if v is not None},
+        "device": str(ctx.device),
+        "amp": ctx.amp,
+        "cells": [
+            {"key": c.key, "task": c.task, "method": c.method, "seed": c.seed, "scale": c.scale,
+             "config": c.config}
+            for c in cells
+        ],
+    }
+    if doc["invocation"] and doc["invocation"][-1] == entry:
+        return
+    doc["invocation"].append(entry)
+    tmp = path.with_name("config.toml.tmp")
+    tmp.write_text(tomli_w.dumps(doc))
+    tmp.replace(path)
+
+
+def cmd_report(args) -> int:
+    from bench.report import write_report
+
+    paths = write_report(args.run_dir, figures=not args.no_figures)
+    print(f"report: {paths['markdown']}  {paths['html']}  {paths['latex']}")
+    return 0

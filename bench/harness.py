@@ -1,0 +1,255 @@
+"""Device, seeding, mixed precision, timing, memory, FLOPs and environment capture.
+
+Every task goes through these helpers so that numbers from different tasks are measured
+the same way: warm-up first, synchronize on cuda before reading the clock, median and
+spread of repeats, units in the key names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """cuda when available, else cpu; ``requested`` ("cpu", "cuda", "cuda:1") overrides."""
+    if requested in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"--device {requested} was asked for but torch sees no CUDA device "
+            f"(torch {torch.__version__}); use --device cpu"
+        )
+    return device
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch (all devices); returns a CPU generator seeded the same."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def check_amp(device: torch.device, amp: str) -> None:
+    """Raise a clear error when ``amp`` is not supported on ``device``."""
+    if amp == "off":
+        return
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"--amp {amp!r} is not one of: bf16, fp16, off")
+    if device.type == "cpu" and amp == "fp16":
+        raise ValueError("--amp fp16 needs a cuda device; on the CPU use --amp bf16 or --amp off")
+    if device.type == "cuda" and amp == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ValueError("this GPU has no bf16 support; use --amp fp16 or --amp off")
+
+
+def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """Mixed-precision context for forward passes (a no-op when amp is "off")."""
+    check_amp(device, amp)
+    if amp == "off":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work so a clock read measures finished work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Repeated measurements of one operation, in milliseconds."""
+
+    median_ms: float
+    iqr_ms: float
+    min_ms: float
+    max_ms: float
+    repeats: int
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def summarize_ms(samples_ms: list[float]) -> Timing:
+    """Median, inter-quartile range, min and max of a list of durations."""
+    if not samples_ms:
+        raise ValueError("no timing samples to summarize")
+    ordered = sorted(samples_ms)
+    if len(ordered) >= 2:
+        q1, _, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+    else:
+        q1 = q3 = ordered[0]
+    return Timing(
+        median_ms=statistics.median(ordered),
+        iqr_ms=q3 - q1,
+        min_ms=ordered[0],
+        max_ms=ordered[-1],
+        repeats=len(ordered),
+    )
+
+
+def time_fn(
+    fn: Callable[[], object],
+    device: torch.device | str = "cpu",
+    warmup: int = 3,
+    repeats: int = 10,
+) -> Timing:
+    """Time ``fn()``: ``warmup`` untimed calls, then ``repeats`` timed calls.
+
+    On cuda, CUDA events bracket each call and the device is synchronized before the
+    elapsed time is read; on the CPU, ``time.perf_counter`` is used.
+    """
+    device = torch.device(device)
+    if repeats < 1:
+        raise ValueError("time_fn needs repeats >= 1")
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    samples: list[float] = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            synchronize(device)
+            samples.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            samples.append((time.perf_counter() - t0) * 1e3)
+    return summarize_ms(samples)
+
+
+class StepTimer:
+    """Collects per-step wall times of a training loop (first ``skip`` steps are warm-up)."""
+
+    def __init__(self, device: torch.device, skip: int = 3) -> None:
+        self.device = device
+        self.skip = skip
+        self.samples_ms: list[float] = []
+        self.items = 0
+        self._seen = 0
+        self._t0 = 0.0
+
+    @contextlib.contextmanager
+    def step(self, items: int) -> Iterator[None]:
+        synchronize(self.device)
+        t0 = time.perf_counter()
+        yield
+        synchronize(self.device)
+        elapsed_ms = (time.perf_counter() - t0) * 1e3
+        self._seen += 1
+        if self._seen > self.skip:
+            self.samples_ms.append(elapsed_ms)
+            self.items += items
+
+    def items_per_s(self) -> float | None:
+        total_s = sum(self.samples_ms) / 1e3
+        return self.items / total_s if total_s > 0 else None
+
+    def summary(self) -> Timing | None:
+        return summarize_ms(self.samples_ms) if self.samples_ms else None
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory: the cuda allocator's peak on GPU, the process's peak RSS on CPU.
+
+    On CPU the figure is the whole process's high-water mark so far, not this cell's.
+    """
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024 if sys.platform != "darwin" else rss / 2**20  # kB on Linux, B on macOS
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """Floating-point operations of one call of ``fn`` (torch.utils.flop_counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+_PEAK_FLOPS: dict[tuple[str, str], float] = {}
+
+
+def measured_peak_flops(device: torch.device, amp: str = "off", size: int = 1024) -> float:
+    """Achievable FLOP/s of ``device``, measured once per process by a square matmul probe.
+
+    MFU is reported against this measured peak rather than a datasheet figure, so that it
+    is meaningful on any CPU and GPU.
+    """
+    key = (str(device), amp)
+    if key not in _PEAK_FLOPS:
+        dtype = AMP_DTYPES.get(amp, torch.float32) if device.type == "cuda" else torch.float32
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+        timing = time_fn(lambda: a @ b, device=device, warmup=2, repeats=5)
+        _PEAK_FLOPS[key] = 2 * size**3 / (timing.min_ms / 1e3)
+    return _PEAK_FLOPS[key]
+
+
+def _git_commit() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=root, capture_output=True, text=True, timeout=5,
+    ).stdout.strip()
+    return out.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def capture_env(device: torch.device) -> dict[str, object]:
+    """What a result depends on besides the code: commit, versions, hardware, threads."""
+    return {
+        "git_commit": _git_commit(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "platform": platform.platform(),
+    }

@@ -1,0 +1,56 @@
+"""Metrics: one pure function per metric, and one table of their units and directions.
+
+Records store each metric in its natural unit (fractions, not percent); the report and
+the regression check read ``METRICS`` to scale, label and orient them. A metric missing
+from the table is shown as-is with no direction, and a test keeps every task's table
+metrics listed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """How to read one metric: direction, display unit and scale, and its tolerance."""
+
+    higher_is_better: bool
+    unit: str  # display unit, after multiplying by `scale`
+    scale: float = 1.0
+    tolerance: float = 0.0  # in display units: smaller changes never count as regressions
+    description: str = ""
+    ranked: bool = True  # False for informational values (no "best", never a regression)
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+
+METRICS: dict[str, MetricSpec] = {
+    # classification and calibration (bench.metrics.calibration)
+    "accuracy": MetricSpec(True, "%", 100, 0.5, "top-1 accuracy"),
+    "nll": MetricSpec(False, "nats", 1, 0.01, "negative log-likelihood of the true class"),
+    "brier": MetricSpec(False, "", 1, 0.005, "multiclass Brier score (0..2)"),
+    "ece": MetricSpec(False, "%", 100, 0.5, "expected calibration error, 15 equal-width bins"),
+    "mce": MetricSpec(False, "%", 100, 2.0, "maximum calibration error over non-empty bins"),
+    "adaptive_ece": MetricSpec(False, "%", 100, 0.5, "ECE with 15 equal-mass bins"),
+    "auroc": MetricSpec(True, "%", 100, 1.0, "AUROC of confidence for correct vs wrong"),
+    "aurc": MetricSpec(False, "‰", 1000, 1.0, "area under the risk-coverage curve"),
+    "eaurc": MetricSpec(False, "‰", 1000, 1.0, "AURC minus the oracle's AURC"),
+    "temperature": MetricSpec(False, "", 1, 0.0, "fitted temperature", ranked=False),
+}
+
+TIMING_UNITS: dict[str, MetricSpec] = {
+    "train_samples_per_s": MetricSpec(True, "samples/s"),
+    "eval_samples_per_s": MetricSpec(True, "samples/s"),
+    "step_ms_median": MetricSpec(False, "ms"),
+    "peak_mem_mb": MetricSpec(False, "MiB"),
+    "flops_per_sample": MetricSpec(False, "FLOP"),
+    "mfu": MetricSpec(True, "%", 100),
+}
+
+
+def spec(name: str) -> MetricSpec | None:
+    """The spec of a metric or timing key, or None when it is not in the tables."""
+    return METRICS.get(name) or TIMING_UNITS.get(name)

@@ -1,0 +1,1 @@
+"""Networks the tasks train (not objects of study themselves; registered as choices)."""

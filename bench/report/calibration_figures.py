@@ -1,0 +1,124 @@
+"""Figures of calibration runs: reliability diagrams, risk-coverage curves, ECE with CIs.
+
+Drawn from records alone: reliability bins are pooled over seeds (their counts add up),
+risk-coverage curves are averaged over seeds on a common coverage grid.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from bench.report import figures
+from bench.report.stats import mean_ci
+from bench.store import Record
+from bench.tasks.base import Figure
+
+
+def _group(records: list[Record]) -> dict[str, dict[str, list[Record]]]:
+    """{model label: {calibrator: [records over seeds]}}."""
+    out: dict[str, dict[str, list[Record]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        model = ", ".join(f"{k}={v}" for k, v in r.method.items() if k != "calibrator") or "logits"
+        out[model][r.method.get("calibrator", "?")].append(r)
+    return out
+
+
+def draw(records: list[Record], fig_dir: Path) -> Iterator[Figure]:
+    records = [r for r in records if "reliability_count" in r.curves]
+    if not records:
+        return
+    groups = _group(records)
+    yield _reliability(groups, fig_dir)
+    yield _risk_coverage(groups, fig_dir)
+    yield _ece_bars(groups, fig_dir)
+
+
+def _reliability(groups, fig_dir: Path) -> Figure:
+    models = list(groups)
+    calibrators = list(dict.fromkeys(c for g in groups.values() for c in g))
+    with figures.style():
+        fig, axes = figures.plt.subplots(
+            len(models), len(calibrators), figsize=(2.1 * len(calibrators), 2.2 * len(models)),
+            squeeze=False, sharex=True, sharey=True,
+        )
+        for i, model in enumerate(models):
+            for j, cal in enumerate(calibrators):
+                ax = axes[i][j]
+                recs = groups[model].get(cal, [])
+                if not recs:
+                    ax.set_axis_off()
+                    continue
+                count = np.sum([r.curves["reliability_count"] for r in recs], axis=0)
+                conf = np.sum([r.curves["reliability_conf_sum"] for r in recs], axis=0)
+                correct = np.sum([r.curves["reliability_correct_sum"] for r in recs], axis=0)
+                m = len(count)
+                edges = np.arange(m + 1) / m
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    acc, mean_conf = correct / count, conf / count
+                centers = (edges[:-1] + edges[1:]) / 2
+                filled = count > 0
+                ax.bar(centers[filled], acc[filled], width=1 / m, edgecolor="white",
+                       color=figures.PALETTE[0], label="accuracy")
+                ax.bar(centers[filled], (mean_conf - acc)[filled], bottom=acc[filled], width=1 / m,
+                       color=figures.PALETTE[3], alpha=0.35, label="gap to confidence")
+                ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+                ece = float(np.nansum(np.abs(acc - mean_conf)[filled] * count[filled]) / count.sum())
+                ax.text(0.04, 0.9, f"ECE {100 * ece:.2f}%", transform=ax.transAxes, fontsize=8)
+                if i == 0:
+                    ax.set_title(cal)
+                if j == 0:
+                    ax.set_ylabel(f"{model}\naccuracy")
+                if i == len(models) - 1:
+                    ax.set_xlabel("confidence")
+        axes[0][0].legend(loc="lower right", fontsize=6)
+        figures.save(fig, fig_dir, "calibration_reliability")
+    return Figure("calibration_reliability",
+                  "Reliability diagrams on the test split (bins pooled over seeds); dashed: "
+                  "perfect calibration, shaded: gap between confidence and accuracy.")
+
+
+def _risk_coverage(groups, fig_dir: Path) -> Figure:
+    models = list(groups)
+    with figures.style():
+        fig, axes = figures.plt.subplots(1, len(models), figsize=(3.4 * len(models), 2.8),
+                                         squeeze=False)
+        for ax, model in zip(axes[0], models, strict=True):
+            for cal, recs in groups[model].items():
+                coverage = np.asarray(recs[0].curves["coverage"])
+                risk = np.mean([r.curves["risk"] for r in recs], axis=0)
+                ax.plot(100 * coverage, 100 * risk, label=cal)
+            ax.set_title(model)
+            ax.set_xlabel("coverage (%)")
+            ax.set_ylabel("selective risk (%)")
+        axes[0][-1].legend()
+        figures.save(fig, fig_dir, "calibration_risk_coverage")
+    return Figure("calibration_risk_coverage",
+                  "Risk-coverage curves on the test split (mean over seeds): error rate among the "
+                  "most confident predictions kept; lower is better.")
+
+
+def _ece_bars(groups, fig_dir: Path) -> Figure:
+    models = list(groups)
+    calibrators = list(dict.fromkeys(c for g in groups.values() for c in g))
+    width = 0.8 / max(1, len(models))
+    with figures.style():
+        fig, ax = figures.plt.subplots(figsize=(1.0 + 0.9 * len(calibrators), 2.8))
+        x = np.arange(len(calibrators))
+        for i, model in enumerate(models):
+            means, lo, hi = [], [], []
+            for cal in calibrators:
+                s = mean_ci([r.metrics.get("ece") for r in groups[model].get(cal, [])])
+                means.append(100 * s.mean)
+                lo.append(100 * (s.mean - s.lo) if s.n > 1 else 0.0)
+                hi.append(100 * (s.hi - s.mean) if s.n > 1 else 0.0)
+            ax.bar(x + i * width - 0.4 + width / 2, means, width, yerr=[lo, hi], capsize=2,
+                   label=model, color=figures.PALETTE[i % len(figures.PALETTE)])
+        ax.set_xticks(x, calibrators)
+        ax.set_ylabel("ECE (%) ↓")
+        ax.legend()
+        figures.save(fig, fig_dir, "calibration_ece")
+    return Figure("calibration_ece", "Test ECE per calibrator, mean and 95% bootstrap CI over seeds.")

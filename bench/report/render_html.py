@@ -1,0 +1,96 @@
+"""report.html: one self-contained file (styles inline, figures embedded as base64 PNG)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+from bench.report.model import ReportData, TaskSection
+from bench.report.render_markdown import LEGEND, column_title
+from bench.report.tables import fmt, fmt_entry
+
+CSS = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}
+th,td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}
+th:first-child,td:first-child{text-align:left}
+thead th{border-bottom:2px solid #444}
+td.best{font-weight:bold}
+figure{margin:1.5em 0}
+figure img{max-width:100%}
+figcaption{font-size:13px;color:#555}
+.legend{font-size:13px;color:#555}
+.failed{color:#b00}
+"""
+
+
+def _table(section: TaskSection) -> str:
+    t = section.table
+    head = "".join(f"<th>{html.escape(column_title(m))}</th>" for m in t.metrics)
+    body = []
+    for row in t.rows:
+        cells = []
+        for m in t.metrics:
+            e = row.entries.get(m)
+            if e is None:
+                cells.append("<td></td>")
+                continue
+            text = html.escape(fmt_entry(m, e)) + (" †" if e.significant else "")
+            cells.append(f'<td class="best">{text}</td>' if e.best else f"<td>{text}</td>")
+        label = html.escape(row.label) + (" (baseline)" if row.is_baseline and t.baseline_note else "")
+        body.append(f"<tr><td>{label}</td>{''.join(cells)}</tr>")
+    return (f"<table><thead><tr><th>method</th>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _timing(section: TaskSection) -> str:
+    keys = sorted({k for _, vals in section.timing for k in vals})
+    if not keys:
+        return ""
+    head = "".join(f"<th>{html.escape(column_title(k))}</th>" for k in keys)
+    rows = "".join(
+        f"<tr><td>{html.escape(label)}</td>"
+        + "".join(f"<td>{fmt(k, vals[k]) if k in vals else ''}</td>" for k in keys) + "</tr>"
+        for label, vals in section.timing
+    )
+    return (f"<h3>Speed (median over seeds)</h3><table><thead><tr><th>method</th>{head}</tr>"
+            f"</thead><tbody>{rows}</tbody></table>")
+
+
+def _figure(run_dir: Path, stem: str, caption: str) -> str:
+    png = run_dir / "figures" / f"{stem}.png"
+    if not png.exists():
+        return f'<p class="failed">missing figure {html.escape(stem)}</p>'
+    data = base64.b64encode(png.read_bytes()).decode()
+    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def render_html(data: ReportData, run_dir: Path) -> str:
+    env = data.env
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>speechbench {html.escape(data.run_id)}"
+        f"</title><style>{CSS}</style></head><body>",
+        f"<h1>speechbench report: {html.escape(data.run_id)}</h1>",
+        f"<p>{data.n_ok} cells ok, {data.n_failed} failed. Commit <code>{html.escape(str(env.get('git_commit')))}"
+        f"</code>, torch {html.escape(str(env.get('torch')))}, device {html.escape(str(env.get('device')))} "
+        f"({html.escape(str(env.get('gpu') or env.get('cpu')))}).</p>",
+    ]
+    for s in data.sections:
+        parts += [f"<h2>{html.escape(s.table.title)}</h2>",
+                  f"<p>Task <code>{s.name}</code>, seeds {s.seeds}. {html.escape(s.table.baseline_note)}</p>",
+                  _table(s), f'<p class="legend">{html.escape(LEGEND).replace("**bold**", "<b>bold</b>")}</p>',
+                  _timing(s)]
+        parts += [_figure(run_dir, f.stem, f.caption) for f in s.figures]
+        if s.failed:
+            items = "".join(
+                f"<li>{html.escape(', '.join(f'{k}={v}' for k, v in r.method.items()))} seed {r.seed}: "
+                f"<code>{html.escape((r.error or '').splitlines()[0] if r.error else '')}</code></li>"
+                for r in s.failed
+            )
+            parts.append(f'<h3 class="failed">Failed cells</h3><ul>{items}</ul>')
+        if s.dataset_card:
+            parts.append(f"<h3>Dataset card</h3><pre>{html.escape(s.dataset_card)}</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,141 @@
+"""Suites and ablation grids: expand (tasks x method choices x seeds) into cells and run them.
+
+The local executor runs cells one at a time in this process. Each finished cell is
+appended to the run's records at once; a failing cell is recorded with its error and the
+sweep goes on; cells already finished in the run folder are skipped (resume).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import harness, registry
+from bench.store import Cell, Record, RunStore
+from bench.tasks.base import RunContext, get_task
+
+
+@dataclass(frozen=True)
+class Suite:
+    scale: str
+    seeds: int
+    description: str
+
+
+SUITES: dict[str, Suite] = {
+    "quick": Suite("quick", 3, "smoke test of every cell; CI compares it with reports/baseline"),
+    "default": Suite("default", 3, "real results on the embedded data (python run_all.py)"),
+    "full": Suite("full", 5, "paper scale, meant for a GPU or a cluster"),
+}
+
+
+def parse_methods(spec: str | None) -> dict[str, list[str]]:
+    """``"calibrator=none,calibrator=temperature,classifier=cnn"`` -> {family: [names]}."""
+    selected: dict[str, list[str]] = {}
+    if not spec:
+        return selected
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        family, sep, name = item.partition("=")
+        if not sep or not family or not name:
+            raise ValueError(
+                f"--methods item {item!r} is not family=name (e.g. calibrator=temperature)"
+            )
+        registry.get(family.strip(), name.strip())  # unknown names fail here, listing known ones
+        selected.setdefault(family.strip(), []).append(name.strip())
+    return selected
+
+
+def expand(
+    suite: str,
+    tasks: list[str] | None = None,
+    seeds: int | None = None,
+    selected: dict[str, list[str]] | None = None,
+) -> list[Cell]:
+    """The cells of ``suite`` restricted to ``tasks`` and the ``selected`` methods."""
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; known suites: {', '.join(SUITES)}")
+    spec = SUITES[suite]
+    task_names = tasks or [n for n in registry.names("task") if get_task(n).in_suites]
+    for name in task_names:
+        if not get_task(name).in_suites:
+            raise ValueError(f"task {name!r} is not part of any suite; it has its own sub-command")
+    n_seeds = spec.seeds if seeds is None else seeds
+    if n_seeds < 1:
+        raise ValueError(f"--seeds must be at least 1 (got {n_seeds})")
+    selected = selected or {}
+    task_objs = [get_task(name) for name in task_names]
+    used = {family for task in task_objs for family in task.families}
+    unused = sorted(set(selected) - used)
+    if unused:
+        raise ValueError(
+            f"--methods names family {', '.join(unused)}, which no selected task uses; "
+            f"the selected tasks use: {', '.join(sorted(used))}"
+        )
+    cells: list[Cell] = []
+    for task in task_objs:
+        narrowed = {f: names for f, names in selected.items() if f in task.families}
+        cells.extend(task.cells(spec.scale, list(range(n_seeds)), narrowed))
+    return cells
+
+
+@dataclass
+class SweepSummary:
+    ran: list[Cell] = field(default_factory=list)
+    skipped: list[Cell] = field(default_factory=list)
+    failed: list[tuple[Cell, str]] = field(default_factory=list)
+
+
+def run_cell(cell: Cell, ctx: RunContext, run_id: str, env: dict) -> Record:
+    """Run one cell and return its record; an exception becomes a failed record."""
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    record = Record(
+        run_id=run_id, task=cell.task, method=dict(cell.method), config=cell.config,
+        seed=cell.seed, scale=cell.scale, env=env, started=started, cell_key=cell.key,
+    )
+    try:
+        harness.seed_everything(cell.seed)
+        result = get_task(cell.task).run(cell, ctx)
+        record.metrics, record.curves, record.timing = result.metrics, result.curves, result.timing
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # recorded, and the sweep goes on
+        record.status = "failed"
+        tail = "".join(traceback.format_exception(exc)[-3:]).strip()
+        record.error = f"{type(exc).__name__}: {exc}\n{tail}"
+    record.seconds = time.perf_counter() - t0
+    return record
+
+
+def run_cells(cells: list[Cell], ctx: RunContext, run_id: str) -> SweepSummary:
+    """Run the cells not yet finished in ``ctx.run_dir``; append one record per cell."""
+    store = RunStore(ctx.run_dir)
+    done = store.completed_keys()
+    summary = SweepSummary()
+    pending = [c for c in cells if c.key not in done]
+    summary.skipped = [c for c in cells if c.key in done]
+    env = harness.capture_env(ctx.device)
+    bar = ctx.progress(pending, desc="cells", unit="cell", leave=True)
+    for cell in bar:
+        bar.set_postfix_str(cell.label)
+        record = run_cell(cell, ctx, run_id, env)
+        store.append(record)
+        summary.ran.append(cell)
+        if record.status != "ok":
+            summary.failed.append((cell, record.error or ""))
+            bar.write(f"FAILED {cell.label}: {(record.error or '').splitlines()[0]}")
+    return summary
+
+
+def default_run_dir(suite: str, cells: list[Cell], device: str, amp: str) -> Path:
+    """``reports/<suite>-<hash>``: the same command maps to the same folder, so it resumes."""
+    from bench.store import stable_hash
+
+    digest = stable_hash({"cells": sorted(c.key for c in cells), "device": device, "amp": amp}, 8)
+    return Path("reports") / f"{suite}-{digest}"

@@ -1,0 +1,1 @@
+"""Benchmark tasks, one module each, registered under the family "task"."""

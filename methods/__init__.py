@@ -1,0 +1,1 @@
+"""The methods being compared: each small, documented, registered (see bench.registry)."""
