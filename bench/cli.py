@@ -28,10 +28,18 @@ class UsageError(Exception):
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
-    p.add_argument("--amp", default="off", choices=["bf16", "fp16", "off"],
-                   help="mixed precision for forward passes (fp16 needs cuda)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="the run folder (default reports/<run_id>); re-running resumes it")
+    p.add_argument(
+        "--amp",
+        default="off",
+        choices=["bf16", "fp16", "off"],
+        help="mixed precision for forward passes (fp16 needs cuda)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="the run folder (default reports/<run_id>); re-running resumes it",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-figures", action="store_true", help="skip drawing figures")
 
@@ -44,11 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run a suite (the default sub-command)")
-    run.add_argument("--suite", default="default", choices=list(SUITES),
-                     help="quick (smoke test), default (real results), full (paper scale)")
+    run.add_argument(
+        "--suite",
+        default="default",
+        choices=list(SUITES),
+        help="quick (smoke test), default (real results), full (paper scale)",
+    )
     run.add_argument("--tasks", default=None, help="comma-separated task names (default: all)")
-    run.add_argument("--methods", default=None,
-                     help="restrict method choices: family=name[,family=name...]")
+    run.add_argument(
+        "--methods", default=None, help="restrict method choices: family=name[,family=name...]"
+    )
     run.add_argument("--seeds", type=int, default=None, help="number of seeds (default: suite's)")
     run.add_argument("--list", action="store_true", help="list tasks and methods, then exit")
     _add_common(run)
@@ -58,12 +71,24 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-figures", action="store_true")
 
     cal = sub.add_parser("calibrate", help="calibrate your own model's logits (.npz)")
-    cal.add_argument("--logits", type=Path, required=True,
-                     help=".npz with logits (N,K), labels (N,), optional split ('valid'/'test')")
-    cal.add_argument("--valid-fraction", type=float, default=0.5,
-                     help="fraction of rows used to fit calibrators when the file has no split")
-    cal.add_argument("--seeds", type=int, default=5,
-                     help="random valid/test splits (ignored when the file has a split)")
+    cal.add_argument(
+        "--logits",
+        type=Path,
+        required=True,
+        help=".npz with logits (N,K), labels (N,), optional split ('valid'/'test')",
+    )
+    cal.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=0.5,
+        help="fraction of rows used to fit calibrators when the file has no split",
+    )
+    cal.add_argument(
+        "--seeds",
+        type=int,
+        default=5,
+        help="random valid/test splits (ignored when the file has a split)",
+    )
     cal.add_argument("--methods", default=None, help="e.g. calibrator=none,calibrator=temperature")
     _add_common(cal)
     return parser
@@ -101,8 +126,12 @@ def cmd_run(args) -> int:
     cells = expand(args.suite, tasks, args.seeds, parse_methods(args.methods))
     device = harness.pick_device(args.device)
     run_dir = args.out or default_run_dir(args.suite, cells, str(device), args.amp)
-    invocation = {"suite": args.suite, "tasks": tasks or "all", "methods": args.methods or "all",
-                  "seeds": args.seeds or SUITES[args.suite].seeds}
+    invocation = {
+        "suite": args.suite,
+        "tasks": tasks or "all",
+        "methods": args.methods or "all",
+        "seeds": args.seeds or SUITES[args.suite].seeds,
+    }
     return _execute(args, cells, run_dir, invocation)
 
 
@@ -110,12 +139,17 @@ def cmd_calibrate(args) -> int:
     from bench.tasks.base import get_task
 
     task = get_task("calibrate_logits")
-    cells = task.cells_for_file(args.logits, args.seeds, args.valid_fraction,
-                                parse_methods(args.methods))
+    cells = task.cells_for_file(
+        args.logits, args.seeds, args.valid_fraction, parse_methods(args.methods)
+    )
     device = harness.pick_device(args.device)
     run_dir = args.out or default_run_dir("calibrate", cells, str(device), args.amp)
-    invocation = {"command": "calibrate", "logits": str(args.logits.resolve()),
-                  "valid_fraction": args.valid_fraction, "seeds": args.seeds}
+    invocation = {
+        "command": "calibrate",
+        "logits": str(args.logits.resolve()),
+        "valid_fraction": args.valid_fraction,
+        "seeds": args.seeds,
+    }
     return _execute(args, cells, run_dir, invocation)
 
 
@@ -133,8 +167,10 @@ def _execute(args, cells, run_dir: Path, invocation: dict) -> int:
 
 
 def _finish(summary: SweepSummary, paths: dict[str, Path]) -> int:
-    print(f"{len(summary.ran)} cells run, {len(summary.skipped)} already done (skipped), "
-          f"{len(summary.failed)} failed")
+    print(
+        f"{len(summary.ran)} cells run, {len(summary.skipped)} already done (skipped), "
+        f"{len(summary.failed)} failed"
+    )
     print(f"report: {paths['markdown']}  {paths['html']}  {paths['latex']}")
     if summary.failed:
         print("failed cells:", file=sys.stderr)
@@ -154,8 +190,14 @@ def record_invocation(run_dir: Path, invocation: dict, cells, ctx: RunContext) -
         "device": str(ctx.device),
         "amp": ctx.amp,
         "cells": [
-            {"key": c.key, "task": c.task, "method": c.method, "seed": c.seed, "scale": c.scale,
-             "config": c.config}
+            {
+                "key": c.key,
+                "task": c.task,
+                "method": c.method,
+                "seed": c.seed,
+                "scale": c.scale,
+                "config": c.config,
+            }
             for c in cells
         ],
     }

@@ -42,8 +42,13 @@ class Cell:
     def key(self) -> str:
         """Identity used for resume: everything that determines the result."""
         return stable_hash(
-            {"task": self.task, "method": self.method, "seed": self.seed,
-             "scale": self.scale, "config": self.config}
+            {
+                "task": self.task,
+                "method": self.method,
+                "seed": self.seed,
+                "scale": self.scale,
+                "config": self.config,
+            }
         )
 
     @property
@@ -68,13 +73,15 @@ class Record:
     env: dict[str, Any] = field(default_factory=dict)
     status: str = "ok"
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)  # warnings raised while running the cell
     started: str = ""
     seconds: float = 0.0
     cell_key: str = ""
     schema: int = SCHEMA_VERSION
 
     def to_json(self) -> str:
-        return json.dumps(_finite(asdict(self)), sort_keys=True, allow_nan=False)
+        # insertion order kept: method families stay in the task's order
+        return json.dumps(_finite(asdict(self)), allow_nan=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:

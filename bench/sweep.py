@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,19 +97,30 @@ def run_cell(cell: Cell, ctx: RunContext, run_id: str, env: dict) -> Record:
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     record = Record(
-        run_id=run_id, task=cell.task, method=dict(cell.method), config=cell.config,
-        seed=cell.seed, scale=cell.scale, env=env, started=started, cell_key=cell.key,
+        run_id=run_id,
+        task=cell.task,
+        method=dict(cell.method),
+        config=cell.config,
+        seed=cell.seed,
+        scale=cell.scale,
+        env=env,
+        started=started,
+        cell_key=cell.key,
     )
-    try:
-        harness.seed_everything(cell.seed)
-        result = get_task(cell.task).run(cell, ctx)
-        record.metrics, record.curves, record.timing = result.metrics, result.curves, result.timing
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as exc:  # recorded, and the sweep goes on
-        record.status = "failed"
-        tail = "".join(traceback.format_exception(exc)[-3:]).strip()
-        record.error = f"{type(exc).__name__}: {exc}\n{tail}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            harness.seed_everything(cell.seed)
+            result = get_task(cell.task).run(cell, ctx)
+            record.metrics, record.curves = result.metrics, result.curves
+            record.timing = result.timing
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # recorded, and the sweep goes on
+            record.status = "failed"
+            tail = "".join(traceback.format_exception(exc)[-3:]).strip()
+            record.error = f"{type(exc).__name__}: {exc}\n{tail}"
+    record.warnings = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
     record.seconds = time.perf_counter() - t0
     return record
 
@@ -127,6 +139,9 @@ def run_cells(cells: list[Cell], ctx: RunContext, run_id: str) -> SweepSummary:
         record = run_cell(cell, ctx, run_id, env)
         store.append(record)
         summary.ran.append(cell)
+        for warning in record.warnings:
+            if not ctx.quiet:
+                bar.write(f"warning in {cell.label}: {warning}")
         if record.status != "ok":
             summary.failed.append((cell, record.error or ""))
             bar.write(f"FAILED {cell.label}: {(record.error or '').splitlines()[0]}")

@@ -7,8 +7,17 @@ from bench.store import Cell, Record, RunStore, latest_records, stable_hash
 
 
 def make_record(key: str, status: str = "ok", **metrics) -> Record:
-    return Record(run_id="r", task="t", method={"m": "a"}, config={}, seed=0, scale="quick",
-                  metrics=metrics, status=status, cell_key=key)
+    return Record(
+        run_id="r",
+        task="t",
+        method={"m": "a"},
+        config={},
+        seed=0,
+        scale="quick",
+        metrics=metrics,
+        status=status,
+        cell_key=key,
+    )
 
 
 def test_append_and_read_back(tmp_path):
@@ -72,8 +81,12 @@ def test_append_is_one_write_call(tmp_path, monkeypatch):
 def test_cell_key_depends_on_everything_that_matters():
     base = Cell("t", {"m": "a"}, 0, "quick", {"lr": 1})
     assert base.key == Cell("t", {"m": "a"}, 0, "quick", {"lr": 1}).key
-    for other in (Cell("t", {"m": "b"}, 0, "quick", {"lr": 1}), Cell("t", {"m": "a"}, 1, "quick", {"lr": 1}),
-                  Cell("t", {"m": "a"}, 0, "default", {"lr": 1}), Cell("t", {"m": "a"}, 0, "quick", {"lr": 2})):
+    for other in (
+        Cell("t", {"m": "b"}, 0, "quick", {"lr": 1}),
+        Cell("t", {"m": "a"}, 1, "quick", {"lr": 1}),
+        Cell("t", {"m": "a"}, 0, "default", {"lr": 1}),
+        Cell("t", {"m": "a"}, 0, "quick", {"lr": 2}),
+    ):
         assert other.key != base.key
 
 

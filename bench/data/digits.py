@@ -31,9 +31,15 @@ class DigitsSplit:
         return {"train": len(self.y_train), "valid": len(self.y_valid), "test": len(self.y_test)}
 
 
-def load_digits_split(seed: int, valid_fraction: float = 0.2, test_fraction: float = 0.2) -> DigitsSplit:
+def load_digits_split(
+    seed: int, valid_fraction: float = 0.2, test_fraction: float = 0.2
+) -> DigitsSplit:
     """Stratified train/valid/test split of the digits, fixed by ``seed``."""
-    if not 0 < valid_fraction < 1 or not 0 < test_fraction < 1 or valid_fraction + test_fraction >= 1:
+    if (
+        not 0 < valid_fraction < 1
+        or not 0 < test_fraction < 1
+        or valid_fraction + test_fraction >= 1
+    ):
         raise ValueError(
             f"valid_fraction={valid_fraction} and test_fraction={test_fraction} must be in (0, 1) "
             "and sum to less than 1"
@@ -45,7 +51,10 @@ def load_digits_split(seed: int, valid_fraction: float = 0.2, test_fraction: flo
         x, y, test_size=test_fraction, stratify=y, random_state=seed
     )
     x_train, x_valid, y_train, y_valid = train_test_split(
-        x_rest, y_rest, test_size=valid_fraction / (1 - test_fraction), stratify=y_rest,
+        x_rest,
+        y_rest,
+        test_size=valid_fraction / (1 - test_fraction),
+        stratify=y_rest,
         random_state=seed,
     )
     t = torch.from_numpy

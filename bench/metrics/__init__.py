@@ -48,6 +48,8 @@ TIMING_UNITS: dict[str, MetricSpec] = {
     "peak_mem_mb": MetricSpec(False, "MiB"),
     "flops_per_sample": MetricSpec(False, "FLOP"),
     "mfu": MetricSpec(True, "%", 100),
+    "calibrator_fit_ms": MetricSpec(False, "ms"),
+    "calibrator_samples_per_s": MetricSpec(True, "samples/s"),
 }
 
 

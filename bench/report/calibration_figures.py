@@ -42,8 +42,12 @@ def _reliability(groups, fig_dir: Path) -> Figure:
     calibrators = list(dict.fromkeys(c for g in groups.values() for c in g))
     with figures.style():
         fig, axes = figures.plt.subplots(
-            len(models), len(calibrators), figsize=(2.1 * len(calibrators), 2.2 * len(models)),
-            squeeze=False, sharex=True, sharey=True,
+            len(models),
+            len(calibrators),
+            figsize=(2.1 * len(calibrators), 2.2 * len(models)),
+            squeeze=False,
+            sharex=True,
+            sharey=True,
         )
         for i, model in enumerate(models):
             for j, cal in enumerate(calibrators):
@@ -61,12 +65,27 @@ def _reliability(groups, fig_dir: Path) -> Figure:
                     acc, mean_conf = correct / count, conf / count
                 centers = (edges[:-1] + edges[1:]) / 2
                 filled = count > 0
-                ax.bar(centers[filled], acc[filled], width=1 / m, edgecolor="white",
-                       color=figures.PALETTE[0], label="accuracy")
-                ax.bar(centers[filled], (mean_conf - acc)[filled], bottom=acc[filled], width=1 / m,
-                       color=figures.PALETTE[3], alpha=0.35, label="gap to confidence")
+                ax.bar(
+                    centers[filled],
+                    acc[filled],
+                    width=1 / m,
+                    edgecolor="white",
+                    color=figures.PALETTE[0],
+                    label="accuracy",
+                )
+                ax.bar(
+                    centers[filled],
+                    (mean_conf - acc)[filled],
+                    bottom=acc[filled],
+                    width=1 / m,
+                    color=figures.PALETTE[3],
+                    alpha=0.35,
+                    label="gap to confidence",
+                )
                 ax.plot([0, 1], [0, 1], "k--", lw=0.8)
-                ece = float(np.nansum(np.abs(acc - mean_conf)[filled] * count[filled]) / count.sum())
+                ece = float(
+                    np.nansum(np.abs(acc - mean_conf)[filled] * count[filled]) / count.sum()
+                )
                 ax.text(0.04, 0.9, f"ECE {100 * ece:.2f}%", transform=ax.transAxes, fontsize=8)
                 if i == 0:
                     ax.set_title(cal)
@@ -76,16 +95,19 @@ def _reliability(groups, fig_dir: Path) -> Figure:
                     ax.set_xlabel("confidence")
         axes[0][0].legend(loc="lower right", fontsize=6)
         figures.save(fig, fig_dir, "calibration_reliability")
-    return Figure("calibration_reliability",
-                  "Reliability diagrams on the test split (bins pooled over seeds); dashed: "
-                  "perfect calibration, shaded: gap between confidence and accuracy.")
+    return Figure(
+        "calibration_reliability",
+        "Reliability diagrams on the test split (bins pooled over seeds); dashed: "
+        "perfect calibration, shaded: gap between confidence and accuracy.",
+    )
 
 
 def _risk_coverage(groups, fig_dir: Path) -> Figure:
     models = list(groups)
     with figures.style():
-        fig, axes = figures.plt.subplots(1, len(models), figsize=(3.4 * len(models), 2.8),
-                                         squeeze=False)
+        fig, axes = figures.plt.subplots(
+            1, len(models), figsize=(3.4 * len(models), 2.8), squeeze=False
+        )
         for ax, model in zip(axes[0], models, strict=True):
             for cal, recs in groups[model].items():
                 coverage = np.asarray(recs[0].curves["coverage"])
@@ -96,9 +118,11 @@ def _risk_coverage(groups, fig_dir: Path) -> Figure:
             ax.set_ylabel("selective risk (%)")
         axes[0][-1].legend()
         figures.save(fig, fig_dir, "calibration_risk_coverage")
-    return Figure("calibration_risk_coverage",
-                  "Risk-coverage curves on the test split (mean over seeds): error rate among the "
-                  "most confident predictions kept; lower is better.")
+    return Figure(
+        "calibration_risk_coverage",
+        "Risk-coverage curves on the test split (mean over seeds): error rate among the "
+        "most confident predictions kept; lower is better.",
+    )
 
 
 def _ece_bars(groups, fig_dir: Path) -> Figure:
@@ -115,10 +139,19 @@ def _ece_bars(groups, fig_dir: Path) -> Figure:
                 means.append(100 * s.mean)
                 lo.append(100 * (s.mean - s.lo) if s.n > 1 else 0.0)
                 hi.append(100 * (s.hi - s.mean) if s.n > 1 else 0.0)
-            ax.bar(x + i * width - 0.4 + width / 2, means, width, yerr=[lo, hi], capsize=2,
-                   label=model, color=figures.PALETTE[i % len(figures.PALETTE)])
+            ax.bar(
+                x + i * width - 0.4 + width / 2,
+                means,
+                width,
+                yerr=[lo, hi],
+                capsize=2,
+                label=model,
+                color=figures.PALETTE[i % len(figures.PALETTE)],
+            )
         ax.set_xticks(x, calibrators)
         ax.set_ylabel("ECE (%) ↓")
         ax.legend()
         figures.save(fig, fig_dir, "calibration_ece")
-    return Figure("calibration_ece", "Test ECE per calibrator, mean and 95% bootstrap CI over seeds.")
+    return Figure(
+        "calibration_ece", "Test ECE per calibrator, mean and 95% bootstrap CI over seeds."
+    )

@@ -12,8 +12,14 @@ from bench.store import Record, latest_records
 from bench.tasks.base import Figure, get_task
 
 TIMING_KEYS = (
-    "train_samples_per_s", "eval_samples_per_s", "step_ms_median", "flops_per_sample", "mfu",
+    "train_samples_per_s",
+    "eval_samples_per_s",
+    "step_ms_median",
+    "flops_per_sample",
+    "mfu",
     "peak_mem_mb",
+    "calibrator_fit_ms",
+    "calibrator_samples_per_s",
 )
 
 
@@ -57,15 +63,17 @@ def build_report_data(run_dir: Path, figures: bool = True) -> ReportData:
             ok = [r for r in recs if r.status == "ok"]
             figs = list(task.figures(ok, run_dir / "figures")) if ok else []
         card = run_dir / f"dataset_card_{task_name}.md"
-        sections.append(TaskSection(
-            name=task_name,
-            table=build_table(task, recs),
-            timing=timing_rows(recs, TIMING_KEYS),
-            figures=figs,
-            failed=[r for r in recs if r.status != "ok"],
-            dataset_card=card.read_text() if card.exists() else None,
-            seeds=sorted({r.seed for r in recs}),
-        ))
+        sections.append(
+            TaskSection(
+                name=task_name,
+                table=build_table(task, recs),
+                timing=timing_rows(recs, TIMING_KEYS),
+                figures=figs,
+                failed=[r for r in recs if r.status != "ok"],
+                dataset_card=card.read_text() if card.exists() else None,
+                seeds=sorted({r.seed for r in recs}),
+            )
+        )
     return ReportData(
         run_id=records[-1].run_id,
         env=records[-1].env,

@@ -38,10 +38,14 @@ def _table(section: TaskSection) -> str:
                 continue
             text = html.escape(fmt_entry(m, e)) + (" †" if e.significant else "")
             cells.append(f'<td class="best">{text}</td>' if e.best else f"<td>{text}</td>")
-        label = html.escape(row.label) + (" (baseline)" if row.is_baseline and t.baseline_note else "")
+        label = html.escape(row.label) + (
+            " (baseline)" if row.is_baseline and t.baseline_note else ""
+        )
         body.append(f"<tr><td>{label}</td>{''.join(cells)}</tr>")
-    return (f"<table><thead><tr><th>method</th>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")
+    return (
+        f"<table><thead><tr><th>method</th>{head}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
 
 
 def _timing(section: TaskSection) -> str:
@@ -51,11 +55,14 @@ def _timing(section: TaskSection) -> str:
     head = "".join(f"<th>{html.escape(column_title(k))}</th>" for k in keys)
     rows = "".join(
         f"<tr><td>{html.escape(label)}</td>"
-        + "".join(f"<td>{fmt(k, vals[k]) if k in vals else ''}</td>" for k in keys) + "</tr>"
+        + "".join(f"<td>{fmt(k, vals[k]) if k in vals else ''}</td>" for k in keys)
+        + "</tr>"
         for label, vals in section.timing
     )
-    return (f"<h3>Speed (median over seeds)</h3><table><thead><tr><th>method</th>{head}</tr>"
-            f"</thead><tbody>{rows}</tbody></table>")
+    return (
+        f"<h3>Speed (median over seeds)</h3><table><thead><tr><th>method</th>{head}</tr>"
+        f"</thead><tbody>{rows}</tbody></table>"
+    )
 
 
 def _figure(run_dir: Path, stem: str, caption: str) -> str:
@@ -63,30 +70,46 @@ def _figure(run_dir: Path, stem: str, caption: str) -> str:
     if not png.exists():
         return f'<p class="failed">missing figure {html.escape(stem)}</p>'
     data = base64.b64encode(png.read_bytes()).decode()
-    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return (
+        f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def first_line(text: str | None) -> str:
+    return text.splitlines()[0] if text else ""
+
+
+def _method(method: dict[str, str]) -> str:
+    return html.escape(", ".join(f"{k}={v}" for k, v in method.items()))
 
 
 def render_html(data: ReportData, run_dir: Path) -> str:
-    env = data.env
+    e = {k: html.escape(str(v)) for k, v in data.env.items()}
+    run_id = html.escape(data.run_id)
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>speechbench {html.escape(data.run_id)}"
-        f"</title><style>{CSS}</style></head><body>",
-        f"<h1>speechbench report: {html.escape(data.run_id)}</h1>",
-        f"<p>{data.n_ok} cells ok, {data.n_failed} failed. Commit <code>{html.escape(str(env.get('git_commit')))}"
-        f"</code>, torch {html.escape(str(env.get('torch')))}, device {html.escape(str(env.get('device')))} "
-        f"({html.escape(str(env.get('gpu') or env.get('cpu')))}).</p>",
+        f"<!doctype html><html><head><meta charset='utf-8'><title>speechbench {run_id}</title>"
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>speechbench report: {run_id}</h1>",
+        f"<p>{data.n_ok} cells ok, {data.n_failed} failed. Commit <code>{e.get('git_commit')}"
+        f"</code>, torch {e.get('torch')}, device {e.get('device')} "
+        f"({e.get('gpu') if data.env.get('gpu') else e.get('cpu')}).</p>",
     ]
+    legend = html.escape(LEGEND).replace("**bold**", "<b>bold</b>")
     for s in data.sections:
-        parts += [f"<h2>{html.escape(s.table.title)}</h2>",
-                  f"<p>Task <code>{s.name}</code>, seeds {s.seeds}. {html.escape(s.table.baseline_note)}</p>",
-                  _table(s), f'<p class="legend">{html.escape(LEGEND).replace("**bold**", "<b>bold</b>")}</p>',
-                  _timing(s)]
+        note = html.escape(s.table.baseline_note)
+        parts += [
+            f"<h2>{html.escape(s.table.title)}</h2>",
+            f"<p>Task <code>{s.name}</code>, seeds {s.seeds}. {note}</p>",
+            _table(s),
+            f'<p class="legend">{legend}</p>',
+            _timing(s),
+        ]
         parts += [_figure(run_dir, f.stem, f.caption) for f in s.figures]
         if s.failed:
             items = "".join(
-                f"<li>{html.escape(', '.join(f'{k}={v}' for k, v in r.method.items()))} seed {r.seed}: "
-                f"<code>{html.escape((r.error or '').splitlines()[0] if r.error else '')}</code></li>"
+                f"<li>{_method(r.method)} seed {r.seed}: "
+                f"<code>{html.escape(first_line(r.error))}</code></li>"
                 for r in s.failed
             )
             parts.append(f'<h3 class="failed">Failed cells</h3><ul>{items}</ul>')

@@ -5,8 +5,18 @@ from __future__ import annotations
 from bench.report.model import ReportData
 from bench.report.tables import SIGNIFICANCE, fmt, header
 
-_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-            "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
+_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\^{}",
+}
 
 
 def escape(text: str) -> str:
@@ -31,11 +41,15 @@ def render_latex(data: ReportData) -> str:
     for s in data.sections:
         t = s.table
         out += [
-            "\\begin{table}[t]", "\\centering", "\\small",
+            "\\begin{table}[t]",
+            "\\centering",
+            "\\small",
             f"\\caption{{{escape(t.title)}. {escape(t.baseline_note)}}}",
             f"\\label{{tab:{escape(s.name)}}}",
-            "\\begin{tabular}{l" + "r" * len(t.metrics) + "}", "\\toprule",
-            "method & " + " & ".join(_column(m) for m in t.metrics) + " \\\\", "\\midrule",
+            "\\begin{tabular}{l" + "r" * len(t.metrics) + "}",
+            "\\toprule",
+            "method & " + " & ".join(_column(m) for m in t.metrics) + " \\\\",
+            "\\midrule",
         ]
         for row in t.rows:
             cells = []

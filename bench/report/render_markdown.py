@@ -19,8 +19,10 @@ def column_title(metric: str) -> str:
 
 def table_markdown(section: TaskSection) -> list[str]:
     t = section.table
-    lines = ["| method | " + " | ".join(column_title(m) for m in t.metrics) + " |",
-             "|---|" + "---:|" * len(t.metrics)]
+    lines = [
+        "| method | " + " | ".join(column_title(m) for m in t.metrics) + " |",
+        "|---|" + "---:|" * len(t.metrics),
+    ]
     for row in t.rows:
         cells = []
         for m in t.metrics:
@@ -39,10 +41,14 @@ def timing_markdown(section: TaskSection) -> list[str]:
     keys = sorted({k for _, vals in section.timing for k in vals})
     if not keys:
         return []
-    lines = ["| method | " + " | ".join(column_title(k) for k in keys) + " |",
-             "|---|" + "---:|" * len(keys)]
+    lines = [
+        "| method | " + " | ".join(column_title(k) for k in keys) + " |",
+        "|---|" + "---:|" * len(keys),
+    ]
     for label, vals in section.timing:
-        lines.append(f"| {label} | " + " | ".join(fmt(k, vals[k]) if k in vals else "" for k in keys) + " |")
+        lines.append(
+            f"| {label} | " + " | ".join(fmt(k, vals[k]) if k in vals else "" for k in keys) + " |"
+        )
     return lines
 
 
@@ -57,8 +63,12 @@ def render_markdown(data: ReportData) -> str:
         "",
     ]
     for section in data.sections:
-        out += [f"## {section.table.title}", "",
-                f"Task `{section.name}`, seeds {section.seeds}. {section.table.baseline_note}", ""]
+        out += [
+            f"## {section.table.title}",
+            "",
+            f"Task `{section.name}`, seeds {section.seeds}. {section.table.baseline_note}",
+            "",
+        ]
         out += table_markdown(section) + ["", LEGEND, ""]
         timing = timing_markdown(section)
         if timing:
@@ -69,8 +79,10 @@ def render_markdown(data: ReportData) -> str:
             out += ["### Failed cells", ""]
             for rec in section.failed:
                 first = (rec.error or "").splitlines()[0] if rec.error else ""
-                out.append(f"- {', '.join(f'{k}={v}' for k, v in rec.method.items())} "
-                           f"seed {rec.seed}: `{first}`")
+                out.append(
+                    f"- {', '.join(f'{k}={v}' for k, v in rec.method.items())} "
+                    f"seed {rec.seed}: `{first}`"
+                )
             out.append("")
         if section.dataset_card:
             out += ["### Dataset card", "", section.dataset_card, ""]

@@ -38,8 +38,12 @@ def mean_ci(values: list[float | None], confidence: float = 0.95, seed: int = 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy warns that few seeds make a rough interval
         res = stats.bootstrap(
-            (vals,), np.mean, confidence_level=confidence, n_resamples=2000,
-            method="percentile", rng=np.random.default_rng(seed),
+            (vals,),
+            np.mean,
+            confidence_level=confidence,
+            n_resamples=2000,
+            method="percentile",
+            rng=np.random.default_rng(seed),
         )
     return Summary(mean, float(res.confidence_interval.low), float(res.confidence_interval.high), n)
 
@@ -51,7 +55,8 @@ def paired_pvalue(values: list[float | None], baseline: list[float | None]) -> f
     (the t statistic is infinite), identical values give 1.
     """
     pairs = [
-        (a, b) for a, b in zip(values, baseline, strict=True)
+        (a, b)
+        for a, b in zip(values, baseline, strict=True)
         if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)
     ]
     if len(pairs) < 2:

@@ -62,19 +62,27 @@ def display(metric: str, value: float) -> float:
     return value * s.scale if s else value
 
 
-def fmt(metric: str, value: float) -> str:
+def decimals(v: float) -> int:
+    """Digits after the point: about three significant digits, at most four decimals."""
+    if v == 0 or not math.isfinite(v):
+        return 2
+    return max(0, min(4, 2 - math.floor(math.log10(abs(v)))))
+
+
+def fmt(metric: str, value: float | None, digits: int | None = None) -> str:
     if value is None or not math.isfinite(value):
         return "n/a"
     v = display(metric, value)
-    return f"{v:.1f}" if abs(v) >= 1000 else f"{v:.2f}" if abs(v) >= 1 or v == 0 else f"{v:.3f}"
+    return f"{v:.{decimals(v) if digits is None else digits}f}"
 
 
 def fmt_entry(metric: str, entry: Entry) -> str:
-    """``mean ± half-CI`` in display units (``n/a`` CI with one seed)."""
+    """``mean ± half-CI`` in display units, both to the mean's precision."""
     s = entry.summary
-    text = fmt(metric, s.mean)
+    digits = decimals(display(metric, s.mean)) if math.isfinite(s.mean) else None
+    text = fmt(metric, s.mean, digits)
     if s.n >= 2 and math.isfinite(s.half_width):
-        text += f" ± {fmt(metric, s.half_width)}"
+        text += f" ± {fmt(metric, s.half_width, digits)}"
     return text
 
 
@@ -106,8 +114,13 @@ def build_table(task, records: list[Record]) -> Table:
     note = ""
     if task.baseline:
         note = "baseline: " + ", ".join(f"{k}={v}" for k, v in task.baseline.items())
-    return Table(task=task.name, title=task.title or task.name, metrics=metrics, rows=rows,
-                 baseline_note=note)
+    return Table(
+        task=task.name,
+        title=task.title or task.name,
+        metrics=metrics,
+        rows=rows,
+        baseline_note=note,
+    )
 
 
 def _mark_best(rows: list[Row], metrics: list[str]) -> None:

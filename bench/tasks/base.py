@@ -95,7 +95,9 @@ class Task:
             for name in names:
                 registry.get(family, name)  # fail early on an unknown name
             choices.append(names)
-        return [dict(zip(self.families, combo, strict=True)) for combo in itertools.product(*choices)]
+        return [
+            dict(zip(self.families, combo, strict=True)) for combo in itertools.product(*choices)
+        ]
 
     def cells(self, scale: str, seeds: list[int], selected=None) -> list[Cell]:
         config = self.config(scale)

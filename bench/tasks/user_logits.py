@@ -50,18 +50,23 @@ def load_logits_file(path: str | Path) -> LogitsFile:
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable .npz file ({exc}); write it with numpy.savez") from exc
+        raise ValueError(
+            f"{path}: not a readable .npz file ({exc}); write it with numpy.savez"
+        ) from exc
     with data:
         missing = [k for k in ("logits", "labels") if k not in data.files]
         if missing:
             raise ValueError(
-                f"{path}: missing array(s) {', '.join(missing)}; found {', '.join(data.files) or 'none'}."
-                " Save with numpy.savez(path, logits=..., labels=..., [split=...])"
+                f"{path}: missing array(s) {', '.join(missing)}; "
+                f"found {', '.join(data.files) or 'none'}. "
+                "Save with numpy.savez(path, logits=..., labels=..., [split=...])"
             )
         logits, labels = data["logits"], data["labels"]
         split = data["split"] if "split" in data.files else None
     if logits.ndim != 2 or logits.shape[1] < 2:
-        raise ValueError(f"{path}: logits must be (N, K) with K >= 2 classes, got shape {logits.shape}")
+        raise ValueError(
+            f"{path}: logits must be (N, K) with K >= 2 classes, got shape {logits.shape}"
+        )
     if not np.issubdtype(logits.dtype, np.floating):
         raise ValueError(f"{path}: logits must be floating point, got {logits.dtype}")
     if not np.all(np.isfinite(logits)):
@@ -69,7 +74,8 @@ def load_logits_file(path: str | Path) -> LogitsFile:
         raise ValueError(f"{path}: logits contain NaN or inf in {bad} row(s); remove or fix them")
     if labels.ndim != 1 or len(labels) != len(logits):
         raise ValueError(
-            f"{path}: labels must be (N,) with N = {len(logits)} (rows of logits), got {labels.shape}"
+            f"{path}: labels must be (N,) with N = {len(logits)} (rows of logits), "
+            f"got {labels.shape}"
         )
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{path}: labels must be integer class ids, got {labels.dtype}")
@@ -90,12 +96,16 @@ def _parse_split(path: Path, split: np.ndarray, n: int) -> np.ndarray:
     if split.dtype.kind in "US":
         values = set(np.unique(split).tolist())
         if not values <= {"valid", "test"}:
-            raise ValueError(f"{path}: split values must be 'valid' or 'test', found {sorted(values)}")
+            raise ValueError(
+                f"{path}: split values must be 'valid' or 'test', found {sorted(values)}"
+            )
         is_test = split == "test"
     else:
         values = set(np.unique(split).tolist())
         if not values <= {0, 1}:
-            raise ValueError(f"{path}: split values must be 0 (valid) or 1 (test), found {sorted(values)}")
+            raise ValueError(
+                f"{path}: split values must be 0 (valid) or 1 (test), found {sorted(values)}"
+            )
         is_test = split.astype(bool)
     if is_test.all() or not is_test.any():
         raise ValueError(f"{path}: split must mark at least one valid and one test row")
@@ -118,15 +128,20 @@ class UserLogitsTask(Task):
     table_metrics = ("accuracy", "nll", "brier", "ece", "mce", "adaptive_ece", "auroc", "aurc")
 
     def config(self, scale: str) -> dict[str, object]:
-        raise ValueError("calibrate_logits needs a file: use `python run_all.py calibrate --logits F`")
+        raise ValueError(
+            "calibrate_logits needs a file: use `python run_all.py calibrate --logits F`"
+        )
 
     def cells_for_file(
         self, path: Path, seeds: int, valid_fraction: float, selected=None
     ) -> list[Cell]:
         data = load_logits_file(path)
         config = build_config(
-            LogitsConfig, path=str(path.resolve()), sha256=file_sha256(path),
-            valid_fraction=valid_fraction, has_split=data.split is not None,
+            LogitsConfig,
+            path=str(path.resolve()),
+            sha256=file_sha256(path),
+            valid_fraction=valid_fraction,
+            has_split=data.split is not None,
         )
         seed_list = [0] if data.split is not None else list(range(seeds))
         return [
@@ -149,8 +164,10 @@ class UserLogitsTask(Task):
             is_test[rng.permutation(len(data.labels))[:n_valid]] = False
         result = score_calibrator(
             cell.method["calibrator"],
-            data.logits[~is_test], data.labels[~is_test],
-            data.logits[is_test], data.labels[is_test],
+            data.logits[~is_test],
+            data.labels[~is_test],
+            data.logits[is_test],
+            data.labels[is_test],
             n_bins=config.n_bins,
         )
         return result

@@ -1,0 +1,51 @@
+from bench.report.model import ReportData, TaskSection
+from bench.report.render_latex import escape, render_latex
+from bench.report.render_markdown import render_markdown
+from bench.report.tables import build_table, fmt_entry
+from bench.store import Record
+from bench.tasks.base import get_task
+
+
+def rec(calibrator, seed, ece, accuracy):
+    return Record(
+        run_id="r",
+        task="calibration",
+        method={"classifier": "cnn", "calibrator": calibrator},
+        config={},
+        seed=seed,
+        scale="quick",
+        metrics={"ece": ece, "accuracy": accuracy},
+        cell_key=f"{calibrator}{seed}",
+    )
+
+
+def table():
+    records = [rec("none", s, 0.10 + 0.01 * s, 0.9) for s in range(4)]
+    records += [rec("temperature", s, 0.02 + 0.003 * s, 0.9) for s in range(4)]
+    records += [
+        rec("isotonic", s, 0.10 + 0.012 * s + (0.01 if s % 2 else -0.01), 0.95) for s in range(4)
+    ]
+    return build_table(get_task("calibration"), records)
+
+
+def test_best_follows_metric_direction_and_paired_test_marks_significance():
+    t = table()
+    rows = {r.method["calibrator"]: r for r in t.rows}
+    assert rows["temperature"].entries["ece"].best  # lower is better
+    assert not rows["none"].entries["ece"].best
+    assert rows["isotonic"].entries["accuracy"].best  # higher is better
+    assert rows["none"].is_baseline and not rows["temperature"].is_baseline
+    assert rows["temperature"].entries["ece"].significant  # consistently lower on every seed
+    assert not rows["isotonic"].entries["ece"].significant  # noise around the baseline
+    assert fmt_entry("ece", rows["temperature"].entries["ece"]).startswith("2.45 ± ")
+
+
+def test_renderers_show_units_direction_and_marks():
+    t = table()
+    section = TaskSection(name="calibration", table=t, timing=[], seeds=[0, 1, 2, 3])
+    data = ReportData(run_id="r_1", env={}, sections=[section], n_ok=12, n_failed=0)
+    md = render_markdown(data)
+    assert "ece (%) ↓" in md and "accuracy (%) ↑" in md and "**2.45 ± " in md and "†" in md
+    tex = render_latex(data)
+    assert "\\toprule" in tex and "\\textbf{2.45 $\\pm$" in tex and "$^\\dagger$" in tex
+    assert "r\\_1" in tex and escape("50% & $x_1$") == "50\\% \\& \\$x\\_1\\$"
