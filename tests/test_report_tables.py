@@ -49,3 +49,19 @@ def test_renderers_show_units_direction_and_marks():
     tex = render_latex(data)
     assert "\\toprule" in tex and "\\textbf{2.45 $\\pm$" in tex and "$^\\dagger$" in tex
     assert "r\\_1" in tex and escape("50% & $x_1$") == "50\\% \\& \\$x\\_1\\$"
+
+
+def test_best_is_ranked_within_each_baseline_group():
+    records = [rec("none", s, 0.05, 0.9) for s in range(2)]
+    records += [rec("temperature", s, 0.04, 0.9) for s in range(2)]
+    for r in [rec("none", s, 0.20, 0.8) for s in range(2)] + [
+        rec("temperature", s, 0.10, 0.8) for s in range(2)
+    ]:
+        r.method = {"classifier": "mlp", "calibrator": r.method["calibrator"]}
+        r.cell_key += "mlp"
+        records.append(r)
+    t = build_table(get_task("calibration"), records)
+    best = {
+        (r.method["classifier"], r.method["calibrator"]) for r in t.rows if r.entries["ece"].best
+    }
+    assert best == {("cnn", "temperature"), ("mlp", "temperature")}

@@ -86,19 +86,22 @@ def _reliability(groups, fig_dir: Path) -> Figure:
                 ece = float(
                     np.nansum(np.abs(acc - mean_conf)[filled] * count[filled]) / count.sum()
                 )
-                ax.text(0.04, 0.9, f"ECE {100 * ece:.2f}%", transform=ax.transAxes, fontsize=8)
+                ax.text(
+                    0.04, 0.9, f"pooled ECE {100 * ece:.2f}%", transform=ax.transAxes, fontsize=7
+                )
                 if i == 0:
                     ax.set_title(cal)
                 if j == 0:
                     ax.set_ylabel(f"{model}\naccuracy")
                 if i == len(models) - 1:
                     ax.set_xlabel("confidence")
-        axes[0][0].legend(loc="lower right", fontsize=6)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.04))
         figures.save(fig, fig_dir, "calibration_reliability")
     return Figure(
         "calibration_reliability",
-        "Reliability diagrams on the test split (bins pooled over seeds); dashed: "
-        "perfect calibration, shaded: gap between confidence and accuracy.",
+        "Reliability diagrams on the test split (bins and ECE pooled over seeds); "
+        "dashed: perfect calibration, shaded: gap between mean confidence and accuracy.",
     )
 
 

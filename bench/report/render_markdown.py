@@ -7,8 +7,8 @@ from bench.report.tables import SIGNIFICANCE, fmt, fmt_entry, header
 
 LEGEND = (
     f"Values are mean ± half-width of the 95% bootstrap CI over seeds; **bold** is the best "
-    f"mean per column; † marks a difference from the baseline row significant at "
-    f"p < {SIGNIFICANCE} (paired t-test over seeds)."
+    "mean per column among rows that share a baseline; † marks a difference from the baseline "
+    f"row significant at p < {SIGNIFICANCE} (paired t-test over seeds)."
 )
 
 

@@ -110,7 +110,7 @@ def build_table(task, records: list[Record]) -> Table:
                 )
             row.entries[metric] = entry
         rows.append(row)
-    _mark_best(rows, metrics)
+    _mark_best(rows, metrics, task)
     note = ""
     if task.baseline:
         note = "baseline: " + ", ".join(f"{k}={v}" for k, v in task.baseline.items())
@@ -123,18 +123,28 @@ def build_table(task, records: list[Record]) -> Table:
     )
 
 
-def _mark_best(rows: list[Row], metrics: list[str]) -> None:
-    for metric in metrics:
-        s = spec(metric)
-        if s is None or not s.ranked:
-            continue
-        means = [(r.entries[metric].summary.mean, r) for r in rows if metric in r.entries]
-        means = [(m, r) for m, r in means if math.isfinite(m)]
-        if not means:
-            continue
-        best = max(m for m, _ in means) if s.higher_is_better else min(m for m, _ in means)
-        for m, r in means:
-            r.entries[metric].best = m == best
+def _mark_best(rows: list[Row], metrics: list[str], task) -> None:
+    """Bold the best mean per column within each group of rows sharing a baseline.
+
+    E.g. calibrators are ranked per classifier, not across classifiers.
+    """
+    groups: dict[tuple, list[Row]] = defaultdict(list)
+    for row in rows:
+        base = task.baseline_of(row.method) or row.method
+        groups[tuple(base.items())].append(row)
+    for group in groups.values():
+        for metric in metrics:
+            s = spec(metric)
+            if s is None or not s.ranked:
+                continue
+            means = [(r.entries[metric].summary.mean, r) for r in group if metric in r.entries]
+            means = [(m, r) for m, r in means if math.isfinite(m)]
+            if not means:
+                continue
+            values = [m for m, _ in means]
+            best = max(values) if s.higher_is_better else min(values)
+            for m, r in means:
+                r.entries[metric].best = m == best
 
 
 def timing_rows(records: list[Record], keys: tuple[str, ...]) -> list[tuple[str, dict[str, float]]]:
