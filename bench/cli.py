@@ -157,6 +157,7 @@ def _execute(args, cells, run_dir: Path, invocation: dict) -> int:
     ctx = _context(args, run_dir)
     run_id = run_dir.name
     record_invocation(run_dir, invocation, cells, ctx)
+    write_dataset_cards(run_dir, cells)
     if not args.quiet:
         print(f"run folder: {run_dir} ({len(cells)} cells)", file=sys.stderr)
     summary = run_cells(cells, ctx, run_id)
@@ -207,6 +208,21 @@ def record_invocation(run_dir: Path, invocation: dict, cells, ctx: RunContext) -
     tmp = path.with_name("config.toml.tmp")
     tmp.write_text(tomli_w.dumps(doc))
     tmp.replace(path)
+
+
+def write_dataset_cards(run_dir: Path, cells) -> None:
+    """dataset_card.md: one section per task of this run describing its data."""
+    from bench.tasks.base import get_task
+
+    sections = []
+    for task_name, config in {c.task: c.config for c in cells}.items():
+        card = get_task(task_name).dataset_card(config)
+        if card:
+            sections.append(f"## {task_name}\n\n{card}\n")
+    if sections:
+        tmp = run_dir / "dataset_card.md.tmp"
+        tmp.write_text("# Dataset card\n\n" + "\n".join(sections))
+        tmp.replace(run_dir / "dataset_card.md")
 
 
 def cmd_report(args) -> int:

@@ -52,8 +52,9 @@ def test_run_writes_run_folder_and_resumes(tmp_path, capsys):
         "seconds",
     }
     assert 0 <= rec["metrics"]["ece"] <= 1 and rec["timing"]["train_samples_per_s"] > 0
-    for name in ("report.md", "report.html", "tables.tex", "config.toml"):
+    for name in ("report.md", "report.html", "tables.tex", "config.toml", "dataset_card.md"):
         assert (out / name).stat().st_size > 0
+    assert "1,797 real 8x8" in (out / "report.md").read_text()  # the card is in the report
     config = tomllib.loads((out / "config.toml").read_text())
     assert len(config["invocation"][0]["cells"]) == 4
 

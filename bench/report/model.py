@@ -43,6 +43,18 @@ class ReportData:
     n_failed: int
 
 
+def _card_section(run_dir: Path, task_name: str) -> str | None:
+    """The task's section of dataset_card.md, if any."""
+    path = run_dir / "dataset_card.md"
+    if not path.exists():
+        return None
+    for block in path.read_text().split("\n## ")[1:]:
+        title, _, body = block.partition("\n")
+        if title.strip() == task_name:
+            return body.strip()
+    return None
+
+
 def build_report_data(run_dir: Path, figures: bool = True) -> ReportData:
     records = latest_records(run_dir)
     if not records:
@@ -62,7 +74,6 @@ def build_report_data(run_dir: Path, figures: bool = True) -> ReportData:
         if figures:
             ok = [r for r in recs if r.status == "ok"]
             figs = list(task.figures(ok, run_dir / "figures")) if ok else []
-        card = run_dir / f"dataset_card_{task_name}.md"
         sections.append(
             TaskSection(
                 name=task_name,
@@ -70,7 +81,7 @@ def build_report_data(run_dir: Path, figures: bool = True) -> ReportData:
                 timing=timing_rows(recs, TIMING_KEYS),
                 figures=figs,
                 failed=[r for r in recs if r.status != "ok"],
-                dataset_card=card.read_text() if card.exists() else None,
+                dataset_card=_card_section(run_dir, task_name),
                 seeds=sorted({r.seed for r in recs}),
             )
         )

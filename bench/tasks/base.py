@@ -117,6 +117,10 @@ class Task:
         base = {**method, **self.baseline}
         return None if base == method else base
 
+    def dataset_card(self, config: dict[str, Any]) -> str | None:
+        """Markdown describing the data this task used at ``config`` (None: no card)."""
+        return None
+
     def figures(self, records: list[Record], fig_dir: Path) -> Iterator[Figure]:
         """Draw this task's figures from its records alone (no re-training)."""
         return iter(())

@@ -232,6 +232,24 @@ class CalibrationTask(Task):
         tmp.replace(path)  # atomic: a crash never leaves a half-written artifact
         return trained
 
+    def dataset_card(self, config: dict[str, object]) -> str:
+        cfg = build_config(CalibrationConfig, config)
+        split = load_digits_split(0, cfg.valid_fraction, cfg.test_fraction)
+        sizes = split.sizes()
+        counts = np.bincount(np.concatenate([split.y_train, split.y_valid, split.y_test]))
+        return "\n".join(
+            [
+                "**digits** (scikit-learn `load_digits`, UCI optical recognition of handwritten "
+                "digits): 1,797 real 8x8 grey-level images of the digits 0-9, pixel values 0-16 "
+                "scaled to [0, 1]. Shipped with scikit-learn; nothing is downloaded.",
+                "",
+                f"- split per seed (stratified, `random_state=seed`): train {sizes['train']}, "
+                f"valid {sizes['valid']} (calibrators are fitted here), test {sizes['test']} "
+                "(scored here)",
+                f"- images per class: {', '.join(f'{k}: {c}' for k, c in enumerate(counts))}",
+            ]
+        )
+
     def figures(self, records: list[Record], fig_dir: Path) -> Iterator[Figure]:
         from bench.report import calibration_figures
 
