@@ -19,7 +19,7 @@ from bench import harness, registry
 from bench.sweep import SUITES, SweepSummary, default_run_dir, expand, parse_methods, run_cells
 from bench.tasks.base import RunContext
 
-SUBCOMMANDS = ("run", "report", "calibrate")
+SUBCOMMANDS = ("run", "report", "calibrate", "data")
 
 
 class UsageError(Exception):
@@ -63,12 +63,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods", default=None, help="restrict method choices: family=name[,family=name...]"
     )
     run.add_argument("--seeds", type=int, default=None, help="number of seeds (default: suite's)")
+    run.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a real corpus instead of the embedded one (librispeech, timit, "
+        "voicebank, folder); repeatable",
+    )
     run.add_argument("--list", action="store_true", help="list tasks and methods, then exit")
     _add_common(run)
 
     rep = sub.add_parser("report", help="re-write a run folder's report from its records")
     rep.add_argument("run_dir", type=Path)
     rep.add_argument("--no-figures", action="store_true")
+
+    data = sub.add_parser("data", help="build or verify the embedded corpus; print its card")
+    data.add_argument("--scale", default="quick", choices=["quick", "default", "full"])
+    data.add_argument("--jobs", type=int, default=None, help="parallel espeak processes")
+    data.add_argument("--verify", action="store_true", help="check every file's checksum")
+    data.add_argument(
+        "--corpus",
+        default=None,
+        metavar="NAME=PATH",
+        help="print the card of a real corpus instead (librispeech, timit, ...)",
+    )
+    data.add_argument("--quiet", action="store_true")
 
     cal = sub.add_parser("calibrate", help="calibrate your own model's logits (.npz)")
     cal.add_argument(
@@ -105,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "calibrate":
             return cmd_calibrate(args)
+        if args.command == "data":
+            return cmd_data(args)
         return cmd_run(args)
     except (UsageError, ValueError, FileNotFoundError, LookupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -123,7 +145,8 @@ def cmd_run(args) -> int:
             print(f"{family}: {', '.join(registry.names(family))}")
         return 0
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
-    cells = expand(args.suite, tasks, args.seeds, parse_methods(args.methods))
+    data = parse_data_args(args.data)
+    cells = expand(args.suite, tasks, args.seeds, parse_methods(args.methods), data)
     device = harness.pick_device(args.device)
     run_dir = args.out or default_run_dir(args.suite, cells, str(device), args.amp)
     invocation = {
@@ -133,6 +156,19 @@ def cmd_run(args) -> int:
         "seeds": args.seeds or SUITES[args.suite].seeds,
     }
     return _execute(args, cells, run_dir, invocation)
+
+
+def parse_data_args(items: list[str]) -> dict[str, Path]:
+    """``--data NAME=PATH`` flags -> {name: path}; the path must exist."""
+    from bench.data.real_corpora import parse_data_arg
+
+    out: dict[str, Path] = {}
+    for item in items:
+        name, path = parse_data_arg(item)
+        if not path.exists():
+            raise FileNotFoundError(f"--data {item}: {path} does not exist")
+        out[name] = path.resolve()
+    return out
 
 
 def cmd_calibrate(args) -> int:
@@ -223,6 +259,35 @@ def write_dataset_cards(run_dir: Path, cells) -> None:
         tmp = run_dir / "dataset_card.md.tmp"
         tmp.write_text("# Dataset card\n\n" + "\n".join(sections))
         tmp.replace(run_dir / "dataset_card.md")
+
+
+def cmd_data(args) -> int:
+    from bench.data import synthetic
+    from bench.data.card import dataset_card
+    from bench.data.real_corpora import load_corpus, parse_data_arg
+
+    if args.corpus:
+        name, path = parse_data_arg(args.corpus)
+        print(dataset_card(f"{name} at {path}", load_corpus(name, path)))
+        return 0
+    progress = None if args.quiet else _tqdm
+    root = synthetic.ensure_corpus(args.scale, jobs=args.jobs, progress=progress)
+    print(f"corpus: {root}", file=sys.stderr)
+    if args.verify:
+        problems = synthetic.verify(root)
+        if problems:
+            print("corpus verification failed:\n  " + "\n  ".join(problems[:20]), file=sys.stderr)
+            print(f"delete {root} and run this command again to rebuild it", file=sys.stderr)
+            return 1
+        print("verified: every file matches its manifest checksum", file=sys.stderr)
+    print(synthetic.card(root))
+    return 0
+
+
+def _tqdm(iterable, **kwargs):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, leave=False, dynamic_ncols=True, **kwargs)
 
 
 def cmd_report(args) -> int:

@@ -11,7 +11,7 @@ import datetime as dt
 import time
 import traceback
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench import harness, registry
@@ -57,8 +57,13 @@ def expand(
     tasks: list[str] | None = None,
     seeds: int | None = None,
     selected: dict[str, list[str]] | None = None,
+    data: dict[str, Path] | None = None,
 ) -> list[Cell]:
-    """The cells of ``suite`` restricted to ``tasks`` and the ``selected`` methods."""
+    """The cells of ``suite`` restricted to ``tasks`` and the ``selected`` methods.
+
+    ``data`` maps real-corpus names to paths; each must be read by a selected task, and
+    the tasks that read one get its path in their cells' config.
+    """
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; known suites: {', '.join(SUITES)}")
     spec = SUITES[suite]
@@ -78,10 +83,22 @@ def expand(
             f"--methods names family {', '.join(unused)}, which no selected task uses; "
             f"the selected tasks use: {', '.join(sorted(used))}"
         )
+    data = data or {}
+    readers = {name for task in task_objs for name in task.accepts_data}
+    unread = sorted(set(data) - readers)
+    if unread:
+        raise ValueError(
+            f"--data {', '.join(unread)}: no selected task reads this corpus "
+            f"(the selected tasks read: {', '.join(sorted(readers)) or 'only the embedded data'})"
+        )
     cells: list[Cell] = []
     for task in task_objs:
         narrowed = {f: names for f, names in selected.items() if f in task.families}
-        cells.extend(task.cells(spec.scale, list(range(n_seeds)), narrowed))
+        task_cells = task.cells(spec.scale, list(range(n_seeds)), narrowed)
+        corpora = {k: str(v) for k, v in data.items() if k in task.accepts_data}
+        if corpora:
+            task_cells = [replace(c, config={**c.config, "data": corpora}) for c in task_cells]
+        cells.extend(task_cells)
     return cells
 
 

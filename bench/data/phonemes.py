@@ -92,6 +92,7 @@ ENGLISH: dict[str, tuple[str, ...]] = {
     "w": ("w",),
     "j": ("y",),
     "ɾ": ("dx",),
+    "ɬ": ("l",),  # voiceless lateral fricative (Welsh "ll" in names)
     "n̩": ("n",),
     "l̩": ("l",),
     "m̩": ("m",),

@@ -77,6 +77,7 @@ class Task:
     table_metrics: ClassVar[tuple[str, ...]] = ()
     title: ClassVar[str] = ""
     in_suites: ClassVar[bool] = True  # False: runs only through its own sub-command
+    accepts_data: ClassVar[tuple[str, ...]] = ()  # real corpora it can use (--data NAME=PATH)
 
     @property
     def name(self) -> str:
