@@ -20,9 +20,13 @@ _REGISTRY: dict[str, dict[str, type]] = {}
 # Modules that hold registrations. Imported explicitly (no star-imports) by load_all().
 REGISTERING_MODULES: tuple[str, ...] = (
     "methods.calibration",
+    "methods.quantizers",
+    "methods.ssl_objectives",
     "bench.models.digits",
+    "bench.models.frontends",
     "bench.tasks.calibration",
     "bench.tasks.user_logits",
+    "bench.tasks.ssl_phoneme",
 )
 
 

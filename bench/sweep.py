@@ -94,7 +94,8 @@ def expand(
     cells: list[Cell] = []
     for task in task_objs:
         narrowed = {f: names for f, names in selected.items() if f in task.families}
-        task_cells = task.cells(spec.scale, list(range(n_seeds)), narrowed)
+        task_seeds = n_seeds if seeds is not None else task.suite_seeds.get(suite, n_seeds)
+        task_cells = task.cells(spec.scale, list(range(task_seeds)), narrowed)
         corpora = {k: str(v) for k, v in data.items() if k in task.accepts_data}
         if corpora:
             task_cells = [replace(c, config={**c.config, "data": corpora}) for c in task_cells]

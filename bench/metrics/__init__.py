@@ -39,6 +39,28 @@ METRICS: dict[str, MetricSpec] = {
     "aurc": MetricSpec(False, "‰", 1000, 1.0, "area under the risk-coverage curve"),
     "eaurc": MetricSpec(False, "‰", 1000, 1.0, "AURC minus the oracle's AURC"),
     "temperature": MetricSpec(False, "", 1, 0.0, "fitted temperature", ranked=False),
+    # speech recognition and probing (bench.metrics.asr)
+    "per": MetricSpec(False, "%", 100, 1.0, "phoneme error rate, corpus-level"),
+    "dev_per": MetricSpec(False, "%", 100, 1.0, "phoneme error rate on the dev speakers"),
+    "test_per": MetricSpec(False, "%", 100, 1.0, "phoneme error rate on the test speakers"),
+    "wer": MetricSpec(False, "%", 100, 1.0, "word error rate, corpus-level"),
+    "cer": MetricSpec(False, "%", 100, 1.0, "character error rate, corpus-level"),
+    # self-supervised pre-training diagnostics (informational: not ranked, never gating)
+    "codebook_perplexity": MetricSpec(
+        True, "", 1, 0.0, "exp(entropy) of test code use, summed over groups", ranked=False
+    ),
+    "code_usage": MetricSpec(
+        True, "%", 100, 0.0, "share of codebook entries used on test", ranked=False
+    ),
+    "pretrain_loss": MetricSpec(
+        False,
+        "",
+        1,
+        0.0,
+        "final pre-training objective (not comparable across objectives)",
+        ranked=False,
+    ),
+    "parameters": MetricSpec(False, "", 1, 0.0, "trainable parameters", ranked=False),
 }
 
 TIMING_UNITS: dict[str, MetricSpec] = {
@@ -50,6 +72,9 @@ TIMING_UNITS: dict[str, MetricSpec] = {
     "mfu": MetricSpec(True, "%", 100),
     "calibrator_fit_ms": MetricSpec(False, "ms"),
     "calibrator_samples_per_s": MetricSpec(True, "samples/s"),
+    "train_audio_s_per_s": MetricSpec(True, "audio s/s"),
+    "rtf": MetricSpec(False, "", 1),  # real-time factor: wall seconds per audio second
+    "flops_per_audio_second": MetricSpec(False, "FLOP"),
 }
 
 

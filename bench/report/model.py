@@ -7,20 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import registry
+from bench.metrics import TIMING_UNITS
 from bench.report.tables import Table, build_table, timing_rows
 from bench.store import Record, latest_records
 from bench.tasks.base import Figure, get_task
 
-TIMING_KEYS = (
-    "train_samples_per_s",
-    "eval_samples_per_s",
-    "step_ms_median",
-    "flops_per_sample",
-    "mfu",
-    "peak_mem_mb",
-    "calibrator_fit_ms",
-    "calibrator_samples_per_s",
-)
+TIMING_KEYS = tuple(TIMING_UNITS)  # every timing key with a declared unit
 
 
 @dataclass

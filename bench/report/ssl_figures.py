@@ -1,0 +1,143 @@
+"""Figures of the SSL ablation: PER per method with CIs, loss curves, PER vs steps, code use."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from bench.report import figures
+from bench.report.stats import mean_ci
+from bench.store import Record
+from bench.tasks.base import Figure
+
+
+def label(method: dict[str, str]) -> str:
+    if method.get("frontend") != "pretrained":
+        return method.get("frontend", "?")
+    return f"{method['quantizer']}+{method['objective']}"
+
+
+def _group(records: list[Record]) -> dict[str, list[Record]]:
+    out: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        out[label(r.method)].append(r)
+    return out
+
+
+def draw(records: list[Record], fig_dir: Path) -> Iterator[Figure]:
+    groups = _group(records)
+    if not groups:
+        return
+    yield _per_bars(groups, fig_dir)
+    pretrained = {k: v for k, v in groups.items() if "pretrain_loss" in v[0].curves}
+    if pretrained:
+        yield _loss_curves(pretrained, fig_dir)
+        if any(len(r.curves.get("per_vs_steps", [])) > 1 for v in pretrained.values() for r in v):
+            yield _per_vs_steps(pretrained, fig_dir)
+    coded = {k: v for k, v in groups.items() if "code_counts" in v[0].curves}
+    if coded:
+        yield _code_usage(coded, fig_dir)
+
+
+def _per_bars(groups, fig_dir: Path) -> Figure:
+    names = list(groups)
+    with figures.style():
+        fig, ax = figures.plt.subplots(figsize=(1.2 + 0.75 * len(names), 3.0))
+        x = np.arange(len(names))
+        for offset, (metric, color) in enumerate((("dev_per", 0), ("test_per", 1))):
+            stats = [mean_ci([r.metrics.get(metric) for r in groups[n]]) for n in names]
+            means = [100 * s.mean for s in stats]
+            err = [
+                [100 * (s.mean - s.lo) if s.n > 1 else 0 for s in stats],
+                [100 * (s.hi - s.mean) if s.n > 1 else 0 for s in stats],
+            ]
+            ax.bar(
+                x + (offset - 0.5) * 0.38,
+                means,
+                0.38,
+                yerr=err,
+                capsize=2,
+                label=metric.replace("_per", " PER"),
+                color=figures.PALETTE[color],
+            )
+        ax.set_xticks(x, names, rotation=30, ha="right")
+        ax.set_ylabel("PER (%) ↓")
+        ax.legend()
+        figures.save(fig, fig_dir, "ssl_per")
+    return Figure(
+        "ssl_per",
+        "Phoneme error rate of the linear CTC probe per front end "
+        "(mean and 95% bootstrap CI over seeds).",
+    )
+
+
+def _loss_curves(groups, fig_dir: Path) -> Figure:
+    with figures.style():
+        fig, axes = figures.plt.subplots(1, 2, figsize=(7.0, 2.8))
+        for name, recs in groups.items():
+            for ax, key in zip(axes, ("pretrain_loss", "pretrain_accuracy"), strict=True):
+                curves = [
+                    [v for v in r.curves[key] if v is not None] for r in recs if r.curves.get(key)
+                ]
+                curves = [c for c in curves if c]
+                if not curves:
+                    continue
+                n = min(len(c) for c in curves)
+                mean = np.mean([c[:n] for c in curves], axis=0)
+                smooth = np.convolve(mean, np.ones(5) / 5, mode="valid") if n > 10 else mean
+                ax.plot(np.arange(len(smooth)) + 1, smooth, label=name)
+        axes[0].set_ylabel("objective loss")
+        axes[1].set_ylabel("positive ranked first (fraction)")
+        for ax in axes:
+            ax.set_xlabel("update")
+        axes[0].legend(fontsize=6)
+        figures.save(fig, fig_dir, "ssl_loss_curves")
+    return Figure(
+        "ssl_loss_curves",
+        "Pre-training curves (mean over seeds, 5-update moving "
+        "average). Losses of different objectives are not on a common scale.",
+    )
+
+
+def _per_vs_steps(groups, fig_dir: Path) -> Figure:
+    with figures.style():
+        fig, ax = figures.plt.subplots(figsize=(4.0, 2.8))
+        for name, recs in groups.items():
+            steps = recs[0].curves.get("per_steps", [])
+            values = np.mean([r.curves["per_vs_steps"] for r in recs], axis=0)
+            ax.plot(steps, 100 * values, marker="o", label=name)
+        ax.set_xlabel("pre-training updates")
+        ax.set_ylabel("test PER (%) ↓")
+        ax.legend(fontsize=6)
+        figures.save(fig, fig_dir, "ssl_per_vs_steps")
+    return Figure(
+        "ssl_per_vs_steps",
+        "Probe PER (last context layer) as pre-training proceeds, mean over seeds.",
+    )
+
+
+def _code_usage(groups, fig_dir: Path) -> Figure:
+    with figures.style():
+        fig, axes = figures.plt.subplots(
+            1, len(groups), figsize=(3.0 * len(groups), 2.6), squeeze=False
+        )
+        for ax, (name, recs) in zip(axes[0], groups.items(), strict=True):
+            counts = np.sum([r.curves["code_counts"] for r in recs], axis=0)
+            ranked = np.sort(counts)[::-1]
+            ax.bar(
+                np.arange(len(ranked)), ranked / ranked.sum(), width=1.0, color=figures.PALETTE[0]
+            )
+            ax.set_yscale("log")
+            used = (counts > 0).mean()
+            ax.set_title(f"{name}: {100 * used:.0f}% of entries used")
+            ax.set_xlabel("codebook entry (sorted by use)")
+        axes[0][0].set_ylabel("share of test frames")
+        figures.save(fig, fig_dir, "ssl_code_usage")
+    return Figure(
+        "ssl_code_usage",
+        "Codebook usage on the test split (all groups, summed over "
+        "seeds), entries sorted by frequency.",
+    )
