@@ -49,6 +49,7 @@ class Wav2VecConfig:
     mask_length: int = 10  # M
     num_negatives: int = 100  # K distractors
     diversity_weight: float = 0.1  # alpha
+    feature_grad_mult: float = 0.1  # scales the feature encoder's gradient (fairseq's default)
     data2vec_top_k: int = 8  # teacher layers averaged into data2vec targets
     # EMA decay of the data2vec teacher: linear from tau0 to tau_end over tau_steps updates
     # (paper: 0.999 -> 0.9999 over 30k updates; short CPU runs need a faster teacher)
@@ -114,7 +115,9 @@ class FeatureEncoder(nn.Module):
         super().__init__()
         layers, in_ch = [], 1
         for i, (kernel, stride) in enumerate(config.conv_layers):
-            block = [nn.Conv1d(in_ch, config.conv_channels, kernel, stride, bias=False)]
+            conv = nn.Conv1d(in_ch, config.conv_channels, kernel, stride, bias=False)
+            nn.init.kaiming_normal_(conv.weight)  # as fairseq: keeps activations at scale
+            block = [conv]
             if i == 0:
                 block.append(nn.GroupNorm(config.conv_channels, config.conv_channels))
             block.append(nn.GELU())
@@ -168,6 +171,11 @@ class ContextNetwork(nn.Module):
         return (x, outputs) if return_layers else x
 
 
+def _scale_grad(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Identity forward; the gradient flowing back is multiplied by ``factor``."""
+    return x * factor + x.detach() * (1 - factor)
+
+
 @dataclass
 class PretrainOutput:
     loss: torch.Tensor
@@ -218,7 +226,10 @@ class Wav2Vec(nn.Module):
 
     def features(self, wav: torch.Tensor) -> torch.Tensor:
         """Z after layer norm: (B, T, conv_channels)."""
-        return self.feature_norm(self.encoder(wav))
+        z = self.encoder(wav)
+        if self.training and self.config.feature_grad_mult != 1.0:
+            z = _scale_grad(z, self.config.feature_grad_mult)
+        return self.feature_norm(z)
 
     @torch.no_grad()
     def representations(self, wav: torch.Tensor) -> dict[str, torch.Tensor]:
