@@ -114,7 +114,7 @@ def test_failed_cell_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
         (["--methods", "calibrator=nope"], "known calibrator names: histogram"),
         (["--methods", "calibrator"], "is not family=name"),
         (["--tasks", "nope"], "known task names"),
-        (["--methods", "quantizer=gumbel"], "unknown family"),
+        (["--methods", "nosuchfamily=x"], "unknown family"),
         (["--seeds", "0"], "--seeds must be at least 1"),
         (["--amp", "fp16", "--device", "cpu"], "fp16 needs a cuda"),
     ],

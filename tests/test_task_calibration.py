@@ -29,11 +29,14 @@ def test_digits_split_is_stratified_disjoint_and_seeded():
 def test_every_task_declares_known_metrics_and_methods(task_name):
     task = get_task(task_name)
     assert set(task.table_metrics) <= set(METRICS), "add new metrics to bench.metrics.METRICS"
-    for family in task.families:
-        for name in task.defaults[family]:
-            registry.get(family, name)
-    for family, name in task.baseline.items():
-        assert name in task.defaults[family]
+    rows = task.grid()
+    assert rows, "a task needs at least one method combination"
+    for row in rows:
+        assert tuple(row) == task.families
+        for family, name in row.items():
+            if name != "-":  # "-": the family does not apply to this row (e.g. a baseline)
+                registry.get(family, name)
+    assert any(task.baseline_of(row) is None for row in rows) or not task.baseline
 
 
 def test_calibration_cells_share_trained_models_consecutively():
