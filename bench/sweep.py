@@ -47,9 +47,22 @@ def parse_methods(spec: str | None) -> dict[str, list[str]]:
             raise ValueError(
                 f"--methods item {item!r} is not family=name (e.g. calibrator=temperature)"
             )
-        registry.get(family.strip(), name.strip())  # unknown names fail here, listing known ones
-        selected.setdefault(family.strip(), []).append(name.strip())
+        family, name = family.strip(), name.strip()
+        axis = _axis_values(family)
+        if axis is None:
+            registry.get(family, name)  # unknown names fail here, listing known ones
+        elif name not in axis:
+            raise ValueError(f"unknown {family} {name!r}; known {family} values: {', '.join(axis)}")
+        selected.setdefault(family, []).append(name)
     return selected
+
+
+def _axis_values(family: str) -> list[str] | None:
+    """Values of a non-method axis that some task declares (e.g. language), else None."""
+    values: list[str] = []
+    for name in registry.names("task"):
+        values += get_task(name).axes.get(family, ())
+    return list(dict.fromkeys(values)) or None
 
 
 def expand(

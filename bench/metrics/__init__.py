@@ -45,6 +45,18 @@ METRICS: dict[str, MetricSpec] = {
     "test_per": MetricSpec(False, "%", 100, 1.0, "phoneme error rate on the test speakers"),
     "wer": MetricSpec(False, "%", 100, 1.0, "word error rate, corpus-level"),
     "cer": MetricSpec(False, "%", 100, 1.0, "character error rate, corpus-level"),
+    "test_wer": MetricSpec(False, "%", 100, 1.0, "word error rate on test, greedy decoding"),
+    "test_cer": MetricSpec(False, "%", 100, 1.0, "character error rate on test, greedy"),
+    "test_wer_lm": MetricSpec(False, "%", 100, 1.0, "test WER, beam search with word n-gram LM"),
+    "test_cer_lm": MetricSpec(False, "%", 100, 1.0, "test CER, beam search with word n-gram LM"),
+    "dev_wer": MetricSpec(False, "%", 100, 1.0, "word error rate on dev, greedy"),
+    "dev_cer": MetricSpec(False, "%", 100, 1.0, "character error rate on dev, greedy"),
+    "dev_wer_lm": MetricSpec(False, "%", 100, 1.0, "dev WER with the LM"),
+    "dev_cer_lm": MetricSpec(False, "%", 100, 1.0, "dev CER with the LM"),
+    "labeled_seconds": MetricSpec(True, "s", 1, 0.0, "labeled speech used", ranked=False),
+    "test_substitutions": MetricSpec(False, "", 1, 0.0, "word substitutions", ranked=False),
+    "test_deletions": MetricSpec(False, "", 1, 0.0, "word deletions", ranked=False),
+    "test_insertions": MetricSpec(False, "", 1, 0.0, "word insertions", ranked=False),
     # self-supervised pre-training diagnostics (informational: not ranked, never gating)
     "codebook_perplexity": MetricSpec(
         True, "", 1, 0.0, "exp(entropy) of test code use, summed over groups", ranked=False
@@ -75,6 +87,8 @@ TIMING_UNITS: dict[str, MetricSpec] = {
     "train_audio_s_per_s": MetricSpec(True, "audio s/s"),
     "rtf": MetricSpec(False, "", 1),  # real-time factor: wall seconds per audio second
     "flops_per_audio_second": MetricSpec(False, "FLOP"),
+    "decode_rtf_greedy": MetricSpec(False, "", 1),  # decoding wall s per audio s
+    "decode_rtf_beam": MetricSpec(False, "", 1),
 }
 
 

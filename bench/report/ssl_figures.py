@@ -132,7 +132,7 @@ def _code_usage(groups, fig_dir: Path) -> Figure:
             )
             ax.set_yscale("log")
             used = (counts > 0).mean()
-            ax.set_title(f"{name}: {100 * used:.0f}% of entries used")
+            ax.set_title(f"{name}\n{100 * used:.0f}% of entries used")
             ax.set_xlabel("codebook entry (sorted by use)")
         axes[0][0].set_ylabel("share of test frames")
         figures.save(fig, fig_dir, "ssl_code_usage")

@@ -78,6 +78,7 @@ class Task:
     title: ClassVar[str] = ""
     in_suites: ClassVar[bool] = True  # False: runs only through its own sub-command
     accepts_data: ClassVar[tuple[str, ...]] = ()  # real corpora it can use (--data NAME=PATH)
+    axes: ClassVar[dict[str, tuple[str, ...]]] = {}  # non-method grid axes (e.g. language)
     suite_seeds: ClassVar[dict[str, int]] = {}  # seeds per suite where the suite's is too many
 
     @property

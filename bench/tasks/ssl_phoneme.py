@@ -26,7 +26,7 @@ from bench.metrics.asr import token_error_rate
 from bench.models.ctc_probe import ProbeConfig, decode, train_probe
 from bench.models.wav2vec import Wav2Vec, config_for
 from bench.registry import register
-from bench.store import Cell, Record
+from bench.store import Cell, Record, stable_hash
 from bench.tasks.base import CellResult, Figure, RunContext, Task
 
 SAMPLE_RATE = 16000
@@ -176,6 +176,59 @@ def pretrain(
     }
 
 
+PRETRAIN_KEYS = (
+    "corpus",
+    "model_size",
+    "steps",
+    "batch_size",
+    "crop_seconds",
+    "lr",
+    "warmup_fraction",
+    "tau_decay",
+)
+
+
+def pretrained_path(
+    quantizer: str, objective: str, config: SSLConfig, seed: int, ctx: RunContext
+) -> Path:
+    """Where the pre-trained network of (quantizer, objective, seed, config) is kept."""
+    key = stable_hash(
+        {
+            "q": quantizer,
+            "o": objective,
+            "seed": seed,
+            "device": str(ctx.device),
+            "amp": ctx.amp,
+            **{k: getattr(config, k) for k in PRETRAIN_KEYS},
+        }
+    )
+    return ctx.run_dir / "artifacts" / "ssl_encoders" / f"{quantizer}-{objective}-s{seed}-{key}.pt"
+
+
+def save_pretrained(model: Wav2Vec, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(model.state_dict(), tmp)
+    tmp.replace(path)
+
+
+def load_or_pretrain(
+    quantizer: str, objective: str, config: SSLConfig, seed: int, ctx: RunContext
+) -> tuple[Wav2Vec, dict | None]:
+    """The pre-trained network, from this run's artifacts when an earlier cell made it."""
+    harness.seed_everything(seed)
+    qkw = {"tau_decay": config.tau_decay} if quantizer == "gumbel" else {}
+    model = Wav2Vec(config_for(config.model_size), quantizer, objective, quantizer_kwargs=qkw)
+    model = model.to(ctx.device)
+    path = pretrained_path(quantizer, objective, config, seed, ctx)
+    if path.exists():
+        model.load_state_dict(torch.load(path, map_location=ctx.device, weights_only=True))
+        return model, None
+    trained = pretrain(model, config, seed, ctx)
+    save_pretrained(model, path)
+    return model, trained
+
+
 def model_features(model: Wav2Vec, audio: list[np.ndarray], device) -> dict[str, list]:
     """Frozen representations of every utterance, one list per candidate layer."""
     model.eval()
@@ -282,6 +335,7 @@ class SSLPhonemeTask(Task):
 
         if method["frontend"] == "pretrained":
             trained = pretrain(model, config, cell.seed, ctx, checkpoint)
+            save_pretrained(model, pretrained_path(q, o, config, cell.seed, ctx))  # for ASR
             result.curves.update(trained["curves"])
             result.timing = trained["timing"]
         feats = [model_features(model, split, ctx.device) for split in audio]

@@ -1,0 +1,88 @@
+"""Figures of the ASR task: WER and CER per front end, WER vs labeled minutes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from bench.report import figures
+from bench.report.stats import mean_ci
+from bench.store import Record
+from bench.tasks.base import Figure
+
+
+def frontend_label(m: dict[str, str]) -> str:
+    return m["frontend"] if m["frontend"] != "pretrained" else f"{m['quantizer']}+{m['objective']}"
+
+
+def draw(records: list[Record], fig_dir: Path) -> Iterator[Figure]:
+    if not records:
+        return
+    # (language, front end) -> labeled seconds -> [test WER]
+    series: dict[tuple[str, str], dict[float, list]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        key = (r.method["language"], frontend_label(r.method))
+        series[key][r.metrics.get("labeled_seconds", 0.0)].append(r.metrics.get("test_wer"))
+    languages = sorted({lang for lang, _ in series})
+    with figures.style():
+        fig, axes = figures.plt.subplots(
+            1, len(languages), figsize=(3.6 * len(languages), 2.9), squeeze=False
+        )
+        for ax, lang in zip(axes[0], languages, strict=True):
+            for (lng, name), points in sorted(series.items()):
+                if lng != lang:
+                    continue
+                xs = sorted(points)
+                stats = [mean_ci(points[x]) for x in xs]
+                ax.errorbar(
+                    [x / 60 for x in xs],
+                    [100 * s.mean for s in stats],
+                    yerr=[
+                        [100 * (s.mean - s.lo) if s.n > 1 else 0 for s in stats],
+                        [100 * (s.hi - s.mean) if s.n > 1 else 0 for s in stats],
+                    ],
+                    marker="o",
+                    capsize=2,
+                    label=name,
+                )
+            ax.set_title({"en": "English", "lv": "Latvian"}.get(lang, lang))
+            ax.set_xlabel("labeled speech (minutes)")
+            ax.set_ylabel("test WER (%) ↓, greedy")
+            ax.legend(fontsize=6)
+        figures.save(fig, fig_dir, "asr_wer_vs_labeled")
+    yield Figure(
+        "asr_wer_vs_labeled",
+        "Test WER (greedy decoding) against the amount of labeled "
+        "speech, per front end and language (mean and 95% CI over seeds).",
+    )
+    yield _cer_bars(records, fig_dir)
+
+
+def _cer_bars(records: list[Record], fig_dir: Path) -> Figure:
+    groups: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        groups[f"{frontend_label(r.method)} {r.method['language']} {r.method['labeled']}"].append(r)
+    names = sorted(groups)
+    with figures.style():
+        fig, ax = figures.plt.subplots(figsize=(1.5 + 0.8 * len(names), 3.0))
+        x = np.arange(len(names))
+        for k, (metric, color) in enumerate((("test_cer", 0), ("test_cer_lm", 1))):
+            stats = [mean_ci([r.metrics.get(metric) for r in groups[n]]) for n in names]
+            ax.bar(
+                x + (k - 0.5) * 0.38,
+                [100 * s.mean for s in stats],
+                0.38,
+                label="greedy" if k == 0 else "beam + LM",
+                color=figures.PALETTE[color],
+            )
+        ax.set_xticks(x, names, rotation=30, ha="right")
+        ax.set_ylabel("test CER (%) ↓")
+        ax.legend()
+        figures.save(fig, fig_dir, "asr_cer")
+    return Figure(
+        "asr_cer",
+        "Test CER with greedy decoding and with beam search + word n-gram LM (mean over seeds).",
+    )
