@@ -44,7 +44,7 @@ def tiny_setup(tmp_path, monkeypatch):
     monkeypatch.setenv("SPEECHBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(synthetic.SCALES, "quick", TINY_CORPUS)
     monkeypatch.setitem(ssl_phoneme.SCALE_CONFIGS, "quick", TINY_SSL)
-    monkeypatch.setattr(ssl_phoneme, "_AUDIO_CACHE", {})
+    monkeypatch.setattr(synthetic, "_SPLIT_CACHE", {})
     return tmp_path
 
 

@@ -342,6 +342,20 @@ def load_manifest(root: Path, name: str = "manifest.jsonl") -> list[Utterance]:
     return out
 
 
+_SPLIT_CACHE: dict[tuple[Path, str, str], tuple[list[Utterance], list[np.ndarray]]] = {}
+
+
+def load_split(scale: str, split: str, language: str = "en"):
+    """(utterances, audio arrays) of one split and language, built if needed, cached per
+    process (keyed by the corpus folder, which carries the config hash)."""
+    root = ensure_corpus(scale)
+    key = (root, split, language)
+    if key not in _SPLIT_CACHE:
+        utts = [u for u in load_manifest(root) if u.split == split and u.language == language]
+        _SPLIT_CACHE[key] = (utts, [u.load() for u in utts])
+    return _SPLIT_CACHE[key]
+
+
 def card(root: Path) -> str:
     """The dataset card of a built synthetic corpus (also written to card.md)."""
     from bench.data.card import SYNTHETIC_NOTE, dataset_card

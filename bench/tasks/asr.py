@@ -83,12 +83,6 @@ FRONTENDS = {  # per suite scale: (frontend, quantizer, objective) rows
 LABELED_AXIS = {"quick": ("all",), "default": ("10min", "all"), "full": ("10min", "60min", "all")}
 
 
-def split_of(corpus: str, language: str, split: str):
-    root = synthetic.ensure_corpus(corpus)
-    utts = [u for u in synthetic.load_manifest(root) if u.split == split and u.language == language]
-    return utts, [u.load() for u in utts]
-
-
 def labeled_subset(utts, audio, seconds: float, seed: int):
     """A seeded random subset of the train split holding about ``seconds`` of speech."""
     order = np.random.default_rng(seed).permutation(len(utts))
@@ -275,7 +269,7 @@ class ASRTask(Task):
         lang = m["language"]
         tokens = alphabet(lang)
         index = {t: i + 1 for i, t in enumerate(tokens)}
-        train_u, train_a = split_of(config.corpus, lang, "train")
+        train_u, train_a = synthetic.load_split(config.corpus, "train", lang)
         lab_u, lab_a, lab_seconds = labeled_subset(
             train_u, train_a, LABELED[m["labeled"]], cell.seed
         )
@@ -301,7 +295,7 @@ class ASRTask(Task):
         metrics: dict[str, float] = {"labeled_seconds": lab_seconds}
         timing: dict[str, float | None] = {"train_samples_per_s": tuned["samples_per_s"]}
         for split in ("valid", "test"):
-            utts, audio = split_of(config.corpus, lang, split)
+            utts, audio = synthetic.load_split(config.corpus, split, lang)
             refs = [normalize(u.transcript, lang) for u in utts]
             hyp_greedy, hyp_beam, seconds = transcribe(model, audio, tokens, lm, config, ctx)
             g, b = score(refs, hyp_greedy), score(refs, hyp_beam)

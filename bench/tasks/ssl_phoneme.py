@@ -84,18 +84,6 @@ SCALE_CONFIGS = {
     },
 }
 
-_AUDIO_CACHE: dict[tuple[str, str], tuple[list, list[np.ndarray]]] = {}
-
-
-def english_split(corpus: str, split: str):
-    """(utterances, audio arrays) of one English split, cached per process."""
-    key = (corpus, split)
-    if key not in _AUDIO_CACHE:
-        root = synthetic.ensure_corpus(corpus)
-        utts = [u for u in synthetic.load_manifest(root) if u.split == split and u.language == "en"]
-        _AUDIO_CACHE[key] = (utts, [u.load() for u in utts])
-    return _AUDIO_CACHE[key]
-
 
 def random_crops(
     audio: list[np.ndarray], batch: int, length: int, rng: np.random.Generator
@@ -123,7 +111,7 @@ def pretrain(
 ) -> dict:
     """Self-supervised training; returns loss curves and timing."""
     device = ctx.device
-    _, audio = english_split(config.corpus, "train")
+    _, audio = synthetic.load_split(config.corpus, "train")
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     crop = int(config.crop_seconds * SAMPLE_RATE)
@@ -212,14 +200,21 @@ def save_pretrained(model: Wav2Vec, path: Path) -> None:
     tmp.replace(path)
 
 
+def build_model(
+    quantizer: str, objective: str, config: SSLConfig, seed: int, ctx: RunContext
+) -> Wav2Vec:
+    """A freshly initialised network, its initialisation fixed by ``seed``."""
+    harness.seed_everything(seed)
+    qkw = {"tau_decay": config.tau_decay} if quantizer == "gumbel" else {}
+    model = Wav2Vec(config_for(config.model_size), quantizer, objective, quantizer_kwargs=qkw)
+    return model.to(ctx.device)
+
+
 def load_or_pretrain(
     quantizer: str, objective: str, config: SSLConfig, seed: int, ctx: RunContext
 ) -> tuple[Wav2Vec, dict | None]:
     """The pre-trained network, from this run's artifacts when an earlier cell made it."""
-    harness.seed_everything(seed)
-    qkw = {"tau_decay": config.tau_decay} if quantizer == "gumbel" else {}
-    model = Wav2Vec(config_for(config.model_size), quantizer, objective, quantizer_kwargs=qkw)
-    model = model.to(ctx.device)
+    model = build_model(quantizer, objective, config, seed, ctx)
     path = pretrained_path(quantizer, objective, config, seed, ctx)
     if path.exists():
         model.load_state_dict(torch.load(path, map_location=ctx.device, weights_only=True))
@@ -303,7 +298,7 @@ class SSLPhonemeTask(Task):
     def run(self, cell: Cell, ctx: RunContext) -> CellResult:
         config = build_config(SSLConfig, cell.config)
         method = cell.method
-        splits = [english_split(config.corpus, s) for s in ("train", "valid", "test")]
+        splits = [synthetic.load_split(config.corpus, s) for s in ("train", "valid", "test")]
         utts = tuple(u for u, _ in splits)
         audio = [a for _, a in splits]
         result = CellResult()
@@ -313,14 +308,12 @@ class SSLPhonemeTask(Task):
             scores = probe_per(*feats, utts, config, cell.seed, ctx, frame_ms=10.0)
             result.metrics = {"dev_per": scores["dev_per"], "test_per": scores["test_per"]}
             return result
-        harness.seed_everything(cell.seed)
         q, o = (
             ("gumbel", "contrastive")
             if method["frontend"] == "random"
             else (method["quantizer"], method["objective"])
         )
-        qkw = {"tau_decay": config.tau_decay} if q == "gumbel" else {}
-        model = Wav2Vec(config_for(config.model_size), q, o, quantizer_kwargs=qkw).to(ctx.device)
+        model = build_model(q, o, config, cell.seed, ctx)
         per_curve: list[tuple[int, float]] = []
 
         def checkpoint(step: int) -> None:
