@@ -27,6 +27,7 @@ REGISTERING_MODULES: tuple[str, ...] = (
     "bench.tasks.calibration",
     "bench.tasks.user_logits",
     "bench.tasks.ssl_phoneme",
+    "bench.tasks.asr",
 )
 
 

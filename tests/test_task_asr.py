@@ -1,0 +1,136 @@
+"""The ASR task end to end on a tiny corpus and a tiny model, and on a fake LibriSpeech."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from bench.cli import main
+from bench.data import synthetic
+from bench.tasks import asr, ssl_phoneme
+from bench.tasks.base import get_task
+
+TINY_CORPUS = synthetic.CorpusConfig(
+    speakers_en=3, speakers_lv=3, utterances_per_speaker=4, sentences_per_language=12
+)
+TINY_SSL = {"corpus": "quick", "model_size": "tiny", "steps": 2, "batch_size": 2}
+TINY_ASR = {"corpus": "quick", "steps": 3, "freeze_steps": 1, "batch_size": 2, "beam_width": 2}
+
+
+def test_quick_grid_covers_both_languages_and_narrows():
+    task = get_task("asr")
+    rows = task.grid(scale="quick")
+    assert {r["language"] for r in rows} == {"en", "lv"}
+    assert {r["frontend"] for r in rows} == {"logmel", "pretrained"}
+    lv = task.grid({"language": ["lv"], "frontend": ["logmel"]}, scale="quick")
+    assert lv == [
+        {
+            "frontend": "logmel",
+            "quantizer": "-",
+            "objective": "-",
+            "language": "lv",
+            "labeled": "all",
+        }
+    ]
+    default = task.grid(scale="default")
+    assert {r["labeled"] for r in default if r["language"] == "en"} == {"10min", "all"}
+    pre = next(r for r in rows if r["frontend"] == "pretrained")
+    assert task.baseline_of(pre) == {
+        **pre,
+        "frontend": "logmel",
+        "quantizer": "-",
+        "objective": "-",
+    }
+
+
+def test_labeled_subset_is_seeded_and_reaches_the_amount():
+    lengths = [16000] * 100  # 100 one-second utterances
+    a, seconds = asr.labeled_subset(lengths, 10.0, seed=1)
+    assert len(a) == 10 and seconds == 10.0 and len(set(a)) == 10
+    assert asr.labeled_subset(lengths, 10.0, seed=1)[0] == a
+    assert asr.labeled_subset(lengths, 10.0, seed=2)[0] != a
+    everything, total = asr.labeled_subset(lengths, float("inf"), seed=0)
+    assert sorted(everything) == list(range(100)) and total == 100.0
+
+
+def test_score_is_corpus_level_with_normalised_text():
+    s = asr.score(["a b c d", "e f"], ["a x c", "e f"])  # 1 sub + 1 del over 6 words
+    assert s["wer"] == pytest.approx(2 / 6)
+    assert (s["sub"], s["del"], s["ins"]) == (1, 1, 0)
+    assert s["cer"] == pytest.approx(2 / 6)  # characters without the word separators
+
+
+@pytest.fixture
+def tiny_setup(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPEECHBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(synthetic.SCALES, "quick", TINY_CORPUS)
+    monkeypatch.setitem(ssl_phoneme.SCALE_CONFIGS, "quick", TINY_SSL)
+    monkeypatch.setitem(asr.SCALE_CONFIGS, "quick", TINY_ASR)
+    monkeypatch.setattr(synthetic, "_SPLIT_CACHE", {})
+    return tmp_path
+
+
+def _records(out):
+    return [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+
+
+def test_asr_task_runs_end_to_end_in_both_languages(tiny_setup):
+    out = tiny_setup / "run"
+    assert main(["--suite", "quick", "--tasks", "asr", "--quiet", "--out", str(out)]) == 0
+    records = _records(out)
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+    assert {r["method"]["language"] for r in records} == {"en", "lv"}
+    for r in records:
+        for key in ("test_wer", "test_cer", "test_wer_lm", "test_cer_lm", "dev_cer"):
+            assert r["metrics"][key] >= 0
+        assert r["metrics"]["labeled_seconds"] > 0
+        assert r["timing"]["decode_rtf_beam"] > 0 and r["timing"]["train_samples_per_s"] > 0
+        assert len(r["curves"]["finetune_loss"]) == 3
+    pre = next(r for r in records if r["method"]["frontend"] == "pretrained")
+    assert len(pre["curves"]["pretrain_loss"]) == 2
+    report = (out / "report.md").read_text()
+    assert "test_cer (%) ↓" in report and "language=lv" in report
+    assert (out / "figures" / "asr_wer_vs_labeled.png").exists()
+
+
+def _fake_librispeech(root):
+    """train-clean-100, test-clean and test-other with a few sine 'utterances' each."""
+    rng = np.random.default_rng(0)
+    words = ["HE HOPED THERE", "THE STREET", "GO DO YOU HEAR", "BUT IN LESS"]
+    for subset, speaker in (("train-clean-100", "19"), ("test-clean", "61"), ("test-other", "84")):
+        folder = root / "LibriSpeech" / subset / speaker / "100"
+        folder.mkdir(parents=True)
+        lines = []
+        for k, text in enumerate(words):
+            uid = f"{speaker}-100-{k:04d}"
+            x = 0.1 * rng.standard_normal(16000 + 2000 * k).astype(np.float32)
+            sf.write(folder / f"{uid}.flac", x, 16000)
+            lines.append(f"{uid} {text}")
+        (folder / f"{speaker}-100.trans.txt").write_text("\n".join(lines) + "\n")
+    return root / "LibriSpeech"
+
+
+def test_librispeech_data_gives_test_clean_and_test_other(tiny_setup):
+    libri = _fake_librispeech(tiny_setup / "data")
+    splits = asr.librispeech_splits(libri)
+    assert set(splits) == {"train", "test", "test_other"}  # no dev-clean: no dev split
+    assert splits["train"].lengths == [16000, 18000, 20000, 22000]
+    assert splits["test"].audio[1].shape == (18000,)
+    out = tiny_setup / "run"
+    args = ["--suite", "quick", "--tasks", "asr", "--quiet", "--out", str(out)]
+    args += ["--methods", "frontend=logmel,language=en", "--data", f"librispeech={libri}"]
+    assert main(args) == 0
+    (record,) = _records(out)
+    assert record["metrics"]["test_other_wer"] >= 0 and "dev_cer" not in record["metrics"]
+    assert record["metrics"]["labeled_seconds"] == pytest.approx(4.75)
+
+
+def test_librispeech_without_test_subsets_names_the_fix(tmp_path):
+    libri = _fake_librispeech(tmp_path)
+    for subset in ("test-clean", "test-other"):
+        for f in sorted((libri / subset).rglob("*"), reverse=True):
+            f.unlink() if f.is_file() else f.rmdir()
+        (libri / subset).rmdir()
+    with pytest.raises(ValueError, match="needs a train-\\* subset and test-clean"):
+        asr.librispeech_splits(libri)
