@@ -28,6 +28,8 @@ REGISTERING_MODULES: tuple[str, ...] = (
     "bench.tasks.user_logits",
     "bench.tasks.ssl_phoneme",
     "bench.tasks.asr",
+    "methods.enhancement",
+    "bench.tasks.enhance",
 )
 
 

@@ -77,6 +77,20 @@ METRICS: dict[str, MetricSpec] = {
         ranked=False,
     ),
     "parameters": MetricSpec(False, "", 1, 0.0, "trainable parameters", ranked=False),
+    # speech enhancement (bench.metrics.enhancement)
+    "pesq_wb": MetricSpec(True, "MOS-LQO", 1, 0.05, "PESQ wide-band (P.862.2), 16 kHz"),
+    "pesq_nb": MetricSpec(True, "MOS-LQO", 1, 0.05, "PESQ narrow-band (P.862 + P.862.1)"),
+    "stoi": MetricSpec(True, "%", 100, 0.5, "short-time objective intelligibility"),
+    "estoi": MetricSpec(True, "%", 100, 0.5, "extended STOI"),
+    "si_sdr": MetricSpec(True, "dB", 1, 0.2, "scale-invariant signal-to-distortion ratio"),
+    "pesq_wb_gain": MetricSpec(True, "MOS-LQO", 1, 0.05, "PESQ-WB minus the noisy input's"),
+    "pesq_nb_gain": MetricSpec(True, "MOS-LQO", 1, 0.05, "PESQ-NB minus the noisy input's"),
+    "stoi_gain": MetricSpec(True, "%", 100, 0.5, "STOI minus the noisy input's"),
+    "estoi_gain": MetricSpec(True, "%", 100, 0.5, "ESTOI minus the noisy input's"),
+    "si_sdr_gain": MetricSpec(True, "dB", 1, 0.2, "SI-SDR minus the noisy input's"),
+    "pesq_failures": MetricSpec(
+        False, "", 1, 0.0, "test utterances on which PESQ failed (left out)", ranked=False
+    ),
 }
 
 TIMING_UNITS: dict[str, MetricSpec] = {

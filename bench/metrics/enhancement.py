@@ -1,0 +1,215 @@
+"""Speech-enhancement metrics: PESQ (wide- and narrow-band), STOI, ESTOI, SI-SDR.
+
+- PESQ: ITU-T P.862 through the ``pesq`` package (P.862.2 wide-band at 16 kHz, P.862
+  narrow-band with the P.862.1 MOS-LQO mapping). PESQ is slow and single-threaded, so the
+  utterances of a set are scored in a process pool (one pool per worker count, reused for
+  the whole run). PESQ refuses some inputs (no speech detected, too short): such an
+  utterance is *failed* for PESQ, counted and named, never a number and never a crash.
+- STOI (Taal et al. 2011) and ESTOI (Jensen & Taal 2016) through ``pystoi``.
+- SI-SDR (Le Roux et al. 2019, "SDR - half-baked or well done?", eq. 4), written here.
+
+Every function here is pure and torch-free, so the pool's worker processes start quickly.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import multiprocessing
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PESQ_RATES = {"wb": (16000,), "nb": (8000, 16000)}
+SCORE_NAMES = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr")
+
+
+def si_sdr(reference: np.ndarray, estimate: np.ndarray, eps: float = 1e-12) -> float:
+    """Scale-invariant SDR in dB (Le Roux et al. 2019, eq. 4), both signals zero-meaned:
+
+    s_target = (<ŝ, s> / ||s||²) s,  e = ŝ − s_target,  SI-SDR = 10 log10(||s_target||² / ||e||²).
+    """
+    s = np.asarray(reference, dtype=np.float64)
+    s_hat = np.asarray(estimate, dtype=np.float64)
+    if s.shape != s_hat.shape or s.ndim != 1:
+        raise ValueError(
+            f"si_sdr needs two 1-D signals of one length, got {s.shape}, {s_hat.shape}"
+        )
+    s = s - s.mean()
+    s_hat = s_hat - s_hat.mean()
+    alpha = np.dot(s_hat, s) / (np.dot(s, s) + eps)
+    target = alpha * s
+    noise = s_hat - target
+    return float(10 * np.log10((np.dot(target, target) + eps) / (np.dot(noise, noise) + eps)))
+
+
+def pesq_score(reference: np.ndarray, degraded: np.ndarray, sample_rate: int, mode: str) -> float:
+    """PESQ MOS-LQO of ``degraded`` against ``reference``; raises what ``pesq`` raises."""
+    from pesq import pesq
+
+    if sample_rate not in PESQ_RATES[mode]:
+        raise ValueError(
+            f"PESQ-{mode.upper()} needs audio at {' or '.join(map(str, PESQ_RATES[mode]))} Hz, "
+            f"got {sample_rate} Hz; resample the corpus first"
+        )
+    return float(pesq(sample_rate, reference, degraded, mode))
+
+
+@dataclass(frozen=True)
+class UtteranceScore:
+    """The scores of one utterance; a PESQ that failed is None, with its reason in errors."""
+
+    pesq_wb: float | None
+    pesq_nb: float | None
+    stoi: float | None  # None: undefined (silent reference)
+    estoi: float | None
+    si_sdr: float
+    errors: tuple[str, ...] = ()
+
+    @property
+    def pesq_failed(self) -> bool:
+        return self.pesq_wb is None or self.pesq_nb is None
+
+    def get(self, name: str) -> float | None:
+        return getattr(self, name)
+
+
+def score_utterance(clean: np.ndarray, estimate: np.ndarray, sample_rate: int) -> UtteranceScore:
+    """All metrics of one (clean, estimate) pair; PESQ errors become None plus a message."""
+    from pystoi import stoi
+
+    clean = np.asarray(clean, dtype=np.float64)
+    estimate = np.asarray(estimate, dtype=np.float64)
+    if clean.shape != estimate.shape:
+        raise ValueError(f"clean {clean.shape} and estimate {estimate.shape} differ in length")
+    pesqs, errors = {}, []
+    for mode in ("wb", "nb"):
+        try:
+            pesqs[mode] = pesq_score(clean, estimate, sample_rate, mode)
+        except Exception as exc:  # noqa: BLE001 (pesq raises its own and C-level errors)
+            pesqs[mode] = None
+            errors.append(f"pesq_{mode}: {type(exc).__name__}: {exc}")
+    intelligibility = {"stoi": None, "estoi": None}
+    if np.any(clean):  # STOI of a silent reference is undefined (pystoi returns noise)
+        for name in intelligibility:
+            value = stoi(clean, estimate, sample_rate, extended=name == "estoi")
+            intelligibility[name] = float(value)
+    else:
+        errors.append("stoi: the clean reference is silent")
+    return UtteranceScore(
+        pesq_wb=pesqs["wb"],
+        pesq_nb=pesqs["nb"],
+        stoi=intelligibility["stoi"],
+        estoi=intelligibility["estoi"],
+        si_sdr=si_sdr(clean, estimate),
+        errors=tuple(errors),
+    )
+
+
+def _score_job(args: tuple[np.ndarray, np.ndarray, int]) -> UtteranceScore:
+    return score_utterance(*args)
+
+
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def get_pool(workers: int) -> ProcessPoolExecutor:
+    """The run's process pool of ``workers`` processes (made once, shut down at exit).
+
+    Forked on Linux, as torch's DataLoader workers are (the workers use no torch, and fork
+    needs no importable ``__main__``, so it works from a REPL or ``python -``); spawned
+    elsewhere (macOS, Windows), where fork is unsafe or missing.
+    """
+    if workers not in _POOLS:
+        method = "fork" if sys.platform.startswith("linux") else "spawn"
+        _POOLS[workers] = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context(method)
+        )
+    return _POOLS[workers]
+
+
+@atexit.register
+def shutdown_pools() -> None:
+    for pool in _POOLS.values():
+        pool.shutdown(cancel_futures=True)
+    _POOLS.clear()
+
+
+def score_utterances(
+    cleans: Sequence[np.ndarray],
+    estimates: Sequence[np.ndarray],
+    sample_rate: int,
+    workers: int | None = None,
+) -> list[UtteranceScore]:
+    """Scores of every pair, in order; ``workers`` processes (1: in this process)."""
+    if len(cleans) != len(estimates):
+        raise ValueError(f"{len(cleans)} clean signals but {len(estimates)} estimates")
+    jobs = [
+        (np.asarray(c, np.float32), np.asarray(e, np.float32), sample_rate)
+        for c, e in zip(cleans, estimates, strict=True)
+    ]
+    workers = default_workers() if workers is None else workers
+    if workers <= 1 or len(jobs) <= 1:
+        return [_score_job(j) for j in jobs]
+    chunk = max(1, math.ceil(len(jobs) / (4 * workers)))
+    try:
+        return list(get_pool(workers).map(_score_job, jobs, chunksize=chunk))
+    except BrokenProcessPool:  # a worker died (e.g. killed): one fresh pool, then in-process
+        _POOLS.pop(workers, None)
+        try:
+            return list(get_pool(workers).map(_score_job, jobs, chunksize=chunk))
+        except BrokenProcessPool:
+            _POOLS.pop(workers, None)
+            warnings.warn(
+                "the PESQ process pool broke twice; scoring in this process instead",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return [_score_job(j) for j in jobs]
+
+
+@dataclass
+class EnhancementSummary:
+    """Means over utterances, improvements over the noisy input, and PESQ failures."""
+
+    metrics: dict[str, float]
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (utterance index, reason)
+
+
+def _mean(values: list[float | None]) -> float:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else float("nan")
+
+
+def summarize(
+    scores: Sequence[UtteranceScore], noisy: Sequence[UtteranceScore] | None = None
+) -> EnhancementSummary:
+    """Mean of each metric over the utterances that have it, and ``<metric>_gain``: the
+    mean per-utterance improvement over the noisy input (over utterances where both
+    exist). PESQ means leave failed utterances out; ``pesq_failures`` counts them."""
+    metrics: dict[str, float] = {}
+    for name in SCORE_NAMES:
+        metrics[name] = _mean([s.get(name) for s in scores])
+    if noisy is not None:
+        if len(noisy) != len(scores):
+            raise ValueError(f"{len(scores)} scores but {len(noisy)} noisy-input scores")
+        for name in SCORE_NAMES:
+            diffs = [
+                a.get(name) - b.get(name)
+                for a, b in zip(scores, noisy, strict=True)
+                if a.get(name) is not None and b.get(name) is not None
+            ]
+            metrics[f"{name}_gain"] = _mean(diffs)
+    failed = [(i, "; ".join(s.errors)) for i, s in enumerate(scores) if s.pesq_failed]
+    metrics["pesq_failures"] = float(len(failed))
+    return EnhancementSummary(metrics, failed)
