@@ -10,14 +10,34 @@ marks the *valid* negatives (True = use it). A row with no valid negative has no
 its loss is 0 (and contributes no gradient).
 
 Notation: â = a / ‖a‖ (L2-normalised), cos(a, b) = â·b̂, d(a, b) = ‖â − b̂‖² = 2 − 2 cos(a, b).
+
+The second half of the file registers the metric-learning losses (family "loss"): each takes
+(embeddings (N, D), labels (N,)) and, for the tuple-based ones, the tuples a miner chose
+(methods/miners.py); each calls one of the cores above, so SSL and metric learning share one
+implementation per loss family.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-__all__ = ["info_nce", "proxy_nca", "squared_distance", "triplet_margin"]
+from bench.registry import register
+
+__all__ = [
+    "MetricLossOutput",
+    "Tuples",
+    "info_nce",
+    "pair_margin",
+    "pairwise_squared_distance",
+    "proxy_anchor",
+    "proxy_nca",
+    "squared_distance",
+    "triplet_margin",
+]
 
 TRIPLET_MINING = ("hardest", "random", "all")
 
@@ -90,7 +110,11 @@ def triplet_margin(
 
 
 def proxy_nca(
-    anchor: torch.Tensor, proxies: torch.Tensor, positive_index: torch.Tensor
+    anchor: torch.Tensor,
+    proxies: torch.Tensor,
+    positive_index: torch.Tensor,
+    scale: float = 1.0,
+    exclude_positive: bool = True,
 ) -> torch.Tensor:
     """Proxy-NCA, one value per row (N,).
 
@@ -99,6 +123,9 @@ def proxy_nca(
     d = squared L2 distance of L2-normalised vectors. As in the paper, the denominator
     excludes the positive proxy, so L is not bounded below by 0: its minimum is
     log(P − 1) − 4 (a = p_y, every other proxy at −a). Needs P ≥ 2 proxies.
+    ``scale`` s multiplies the distances (softmax scale: exp(−s·d)); ``exclude_positive=False``
+    puts the positive proxy into the denominator too (a softmax over all proxies, L ≥ 0, the
+    form of pytorch-metric-learning's ProxyNCALoss and of Proxy-NCA++).
     """
     if anchor.dim() != 2 or proxies.dim() != 2 or anchor.shape[1] != proxies.shape[1]:
         raise ValueError(
@@ -110,15 +137,67 @@ def proxy_nca(
             f"positive_index must have shape ({anchor.shape[0]},), got "
             f"{tuple(positive_index.shape)}"
         )
-    if proxies.shape[0] < 2:
+    if exclude_positive and proxies.shape[0] < 2:
         raise ValueError(
             "proxy_nca needs at least 2 proxies (the denominator excludes the positive)"
         )
-    d = squared_distance(anchor.unsqueeze(1), proxies.unsqueeze(0))  # (N, P): d(a, p_z)
+    d = scale * squared_distance(anchor.unsqueeze(1), proxies.unsqueeze(0))  # (N, P): s·d
     y = positive_index.long().unsqueeze(1)
     d_pos = d.gather(1, y).squeeze(1)  # d(a, p_y)
-    others = (-d).scatter(1, y, float("-inf"))  # −d(a, p_z) for z ≠ y
+    others = (-d).scatter(1, y, float("-inf")) if exclude_positive else -d  # −d(a, p_z), z ≠ y
     return d_pos + torch.logsumexp(others, dim=1)  # −log e^{−d_y} / Σ_{z≠y} e^{−d_z}
+
+
+def pair_margin(
+    distance: torch.Tensor, same: torch.Tensor, pos_margin: float, neg_margin: float
+) -> torch.Tensor:
+    """Pair-margin contrastive loss of each pair, elementwise (any shape).
+
+    Hadsell, Chopra, LeCun, "Dimensionality Reduction by Learning an Invariant Mapping",
+    CVPR 2006, in the margin form of Musgrave et al., "A Metric Learning Reality Check"
+    (ECCV 2020): L = [d − m_pos]₊ for a positive pair, [m_neg − d]₊ for a negative pair,
+    d = Euclidean distance ‖â − b̂‖ (not squared). ``same`` marks the positive pairs.
+    """
+    if distance.shape != same.shape or same.dtype != torch.bool:
+        raise ValueError("pair_margin needs a distance tensor and a bool mask of the same shape")
+    return torch.where(same, F.relu(distance - pos_margin), F.relu(neg_margin - distance))
+
+
+def proxy_anchor(
+    embeddings: torch.Tensor,
+    proxies: torch.Tensor,
+    labels: torch.Tensor,
+    alpha: float,
+    delta: float,
+) -> torch.Tensor:
+    """Proxy-Anchor loss (a scalar).
+
+    Kim, Kim, Cho, Kwak, "Proxy Anchor Loss for Deep Metric Learning", CVPR 2020, eq. 4:
+    L = 1/|P⁺| Σ_{p∈P⁺} log(1 + Σ_{x∈X_p⁺} e^{−α(s(x,p) − δ)})
+      + 1/|P| Σ_{p∈P} log(1 + Σ_{x∈X_p⁻} e^{α(s(x,p) + δ)}),
+    s = cosine similarity, P⁺ = proxies with a positive in the batch (paper α = 32, δ = 0.1).
+    """
+    if embeddings.dim() != 2 or proxies.dim() != 2 or embeddings.shape[1] != proxies.shape[1]:
+        raise ValueError(
+            f"proxy_anchor needs embeddings (N, D) and proxies (P, D); got "
+            f"{tuple(embeddings.shape)} and {tuple(proxies.shape)}"
+        )
+    sim = F.normalize(embeddings, dim=-1) @ F.normalize(proxies, dim=-1).T  # (N, P): s(x, p)
+    pos = labels.long().unsqueeze(1) == torch.arange(len(proxies), device=labels.device)
+    # log(1 + Σ e^z) = logsumexp over [0, z...]; masked-out entries get −inf
+    pos_terms = (-alpha * (sim - delta)).masked_fill(~pos, float("-inf"))
+    neg_terms = (alpha * (sim + delta)).masked_fill(pos, float("-inf"))
+    zero = sim.new_zeros(1, len(proxies))
+    pos_lse = torch.logsumexp(torch.cat([zero, pos_terms]), dim=0)  # (P,): 0 when no positive
+    neg_lse = torch.logsumexp(torch.cat([zero, neg_terms]), dim=0)
+    with_pos = pos.any(dim=0)
+    return pos_lse[with_pos].sum() / with_pos.sum().clamp(min=1) + neg_lse.mean()
+
+
+def pairwise_squared_distance(x: torch.Tensor) -> torch.Tensor:
+    """(N, N) matrix of d(x_i, x_j) = ‖x̂_i − x̂_j‖² = 2 − 2 cos, clamped at 0."""
+    xn = F.normalize(x, dim=-1)
+    return (2 - 2 * xn @ xn.T).clamp(min=0)
 
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -151,3 +230,210 @@ def _check_tuple(
             f"negative_mask must be a bool tensor of shape {tuple(negatives.shape[:2])}; got "
             f"{negative_mask.dtype} {tuple(negative_mask.shape)}"
         )
+
+
+# ---- metric learning: registered losses on (embeddings, labels) --------------------------
+@dataclass
+class Tuples:
+    """The (anchor, positive, negatives) tuples of a batch, as indices into the batch.
+
+    Row r is anchor ``anchor[r]`` with positive ``positive[r]``; its negatives are the batch
+    items j with ``negative_mask[r, j]`` True (a miner picks them; see methods/miners.py).
+    """
+
+    anchor: torch.Tensor  # (M,) long
+    positive: torch.Tensor  # (M,) long
+    negative_mask: torch.Tensor  # (M, N) bool
+
+    def __len__(self) -> int:
+        return len(self.anchor)
+
+
+@dataclass
+class MetricLossOutput:
+    """What a metric-learning loss returns."""
+
+    loss: torch.Tensor  # scalar, to back-propagate
+    active: float | None = None  # share of pairs/triplets with a non-zero loss (None: n/a)
+
+
+def positive_pairs(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every ordered pair (i, j), i ≠ j, with the same label: (anchor, positive) indices."""
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)
+    same.fill_diagonal_(False)
+    anchor, positive = same.nonzero(as_tuple=True)
+    return anchor, positive
+
+
+def all_tuples(labels: torch.Tensor) -> Tuples:
+    """Every positive pair with every negative of its anchor (all valid triplets)."""
+    anchor, positive = positive_pairs(labels)
+    negative_mask = labels[anchor].unsqueeze(1) != labels.unsqueeze(0)  # (M, N)
+    return Tuples(anchor, positive, negative_mask)
+
+
+class MetricLoss(nn.Module):
+    """Base of the registered metric-learning losses: ``forward(embeddings, labels)``."""
+
+    uses_miner: bool = False  # True: takes the tuples a miner chose (default: all of them)
+    needs_proxies: bool = False  # True: constructed with num_classes and embedding_dim
+
+    def forward(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, tuples: Tuples | None = None
+    ) -> MetricLossOutput:
+        if embeddings.dim() != 2 or labels.shape != embeddings.shape[:1]:
+            raise ValueError(
+                f"{type(self).__name__} needs embeddings (N, D) and labels (N,); got "
+                f"{tuple(embeddings.shape)} and {tuple(labels.shape)}"
+            )
+        if tuples is not None and not self.uses_miner:
+            raise ValueError(f"{type(self).__name__} takes no miner; pass tuples=None")
+        return self.compute(embeddings, labels.long(), tuples)
+
+    def compute(self, embeddings, labels, tuples) -> MetricLossOutput:
+        raise NotImplementedError
+
+
+@register("loss", "contrastive")
+class ContrastiveLoss(MetricLoss):
+    """Pair-margin contrastive loss over all pairs of the batch (Hadsell et al. 2006).
+
+    Mean of ``pair_margin`` over the positive pairs plus its mean over the negative pairs;
+    margins as in "A Metric Learning Reality Check" (m_pos = 0, m_neg = 1 on unit vectors).
+    """
+
+    def __init__(self, pos_margin: float = 0.0, neg_margin: float = 1.0) -> None:
+        super().__init__()
+        self.pos_margin, self.neg_margin = pos_margin, neg_margin
+
+    def compute(self, embeddings, labels, tuples) -> MetricLossOutput:
+        n = len(labels)
+        dist = pairwise_squared_distance(embeddings).clamp(min=1e-12).sqrt()  # ‖x̂_i − x̂_j‖
+        same = labels.unsqueeze(0) == labels.unsqueeze(1)
+        off_diag = ~torch.eye(n, dtype=torch.bool, device=labels.device)
+        losses = pair_margin(dist, same, self.pos_margin, self.neg_margin)
+        pos, neg = same & off_diag, ~same
+        loss = (losses * pos).sum() / pos.sum().clamp(min=1) + (
+            losses * neg
+        ).sum() / neg.sum().clamp(min=1)
+        pairs = pos | neg
+        active = ((losses > 0) & pairs).sum().item() / max(pairs.sum().item(), 1)
+        return MetricLossOutput(loss, active)
+
+
+@register("loss", "ntxent")
+class NTXentLoss(MetricLoss):
+    """NT-Xent over labels: InfoNCE (the SSL core ``info_nce``) for every positive pair.
+
+    Chen et al., "SimCLR", ICML 2020, eq. 1, with labels defining the positives as in
+    Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020: for each positive pair
+    (a, p), L = −log e^{cos(a,p)/τ} / (e^{cos(a,p)/τ} + Σ_{n: y_n ≠ y_a} e^{cos(a,n)/τ}),
+    averaged over the pairs. τ = 0.1 (SupCon's value).
+    """
+
+    def __init__(self, temperature: float = 0.1) -> None:
+        super().__init__()
+        self.temperature = temperature
+
+    def compute(self, embeddings, labels, tuples) -> MetricLossOutput:
+        t = all_tuples(labels)
+        if len(t) == 0:
+            return MetricLossOutput(embeddings.sum() * 0, 0.0)
+        negatives = embeddings.unsqueeze(0).expand(len(t), -1, -1)  # (M, N, D); mask picks
+        rows = info_nce(
+            embeddings[t.anchor],
+            embeddings[t.positive],
+            negatives,
+            self.temperature,
+            t.negative_mask,
+        )
+        return MetricLossOutput(rows.mean(), None)
+
+
+@register("loss", "triplet")
+class TripletLoss(MetricLoss):
+    """Triplet margin loss (the core ``triplet_margin``) on the miner's tuples.
+
+    FaceNet (Schroff et al. 2015) eq. 1, margin α = 0.2 on squared distances of unit
+    vectors; the mean over every (anchor, positive, negative) triplet the miner kept
+    (all valid triplets when no miner is given).
+    """
+
+    uses_miner = True
+
+    def __init__(self, margin: float = 0.2) -> None:
+        super().__init__()
+        self.margin = margin
+
+    def compute(self, embeddings, labels, tuples) -> MetricLossOutput:
+        t = all_tuples(labels) if tuples is None else tuples
+        count = t.negative_mask.sum(dim=1)  # triplets per row
+        if len(t) == 0 or count.sum() == 0:
+            return MetricLossOutput(embeddings.sum() * 0, 0.0)
+        negatives = embeddings.unsqueeze(0).expand(len(t), -1, -1)
+        a, p = embeddings[t.anchor], embeddings[t.positive]
+        rows = triplet_margin(a, p, negatives, self.margin, "all", negative_mask=t.negative_mask)
+        loss = (rows * count).sum() / count.sum()  # row means back to the mean over triplets
+        with torch.no_grad():
+            d_ap = squared_distance(a, p).unsqueeze(1)
+            d_an = squared_distance(a.unsqueeze(1), negatives)
+            hinge = (d_ap - d_an + self.margin > 0) & t.negative_mask
+        return MetricLossOutput(loss, hinge.sum().item() / count.sum().item())
+
+
+class _ProxyLoss(MetricLoss):
+    needs_proxies = True
+
+    def __init__(self, num_classes: int, embedding_dim: int) -> None:
+        super().__init__()
+        if num_classes < 2 or embedding_dim < 1:
+            raise ValueError(
+                f"{type(self).__name__} needs num_classes ≥ 2 and embedding_dim ≥ 1; got "
+                f"{num_classes} and {embedding_dim}"
+            )
+        # one learnable proxy per class, N(0, 1) init (unit-normalised where used)
+        self.proxies = nn.Parameter(torch.randn(num_classes, embedding_dim))
+
+    def _check_labels(self, labels: torch.Tensor) -> None:
+        if labels.min() < 0 or labels.max() >= len(self.proxies):
+            raise ValueError(
+                f"labels must be class indices in [0, {len(self.proxies)}); got "
+                f"{labels.min().item()}..{labels.max().item()}"
+            )
+
+
+@register("loss", "proxy_nca")
+class ProxyNCALoss(_ProxyLoss):
+    """Proxy-NCA (the core ``proxy_nca``): softmax over distances to learnable class proxies.
+
+    Movshovitz-Attias et al., ICCV 2017; with the positive proxy in the denominator
+    (L ≥ 0, as pytorch-metric-learning and Proxy-NCA++ do) and a softmax scale s on the
+    squared distances (s = 1 is the paper's unscaled form). Mean over the batch.
+    """
+
+    def __init__(self, num_classes: int, embedding_dim: int, scale: float = 1.0) -> None:
+        super().__init__(num_classes, embedding_dim)
+        self.scale = scale
+
+    def compute(self, embeddings, labels, tuples) -> MetricLossOutput:
+        self._check_labels(labels)
+        rows = proxy_nca(embeddings, self.proxies, labels, self.scale, exclude_positive=False)
+        return MetricLossOutput(rows.mean(), None)
+
+
+@register("loss", "proxy_anchor")
+class ProxyAnchorLoss(_ProxyLoss):
+    """Proxy-Anchor (the core ``proxy_anchor``), Kim et al. CVPR 2020: α = 32, δ = 0.1."""
+
+    def __init__(
+        self, num_classes: int, embedding_dim: int, alpha: float = 32.0, delta: float = 0.1
+    ) -> None:
+        super().__init__(num_classes, embedding_dim)
+        self.alpha, self.delta = alpha, delta
+        # the paper initialises proxies with Kaiming normal (fan-out)
+        nn.init.kaiming_normal_(self.proxies, mode="fan_out")
+
+    def compute(self, embeddings, labels, tuples) -> MetricLossOutput:
+        self._check_labels(labels)
+        loss = proxy_anchor(embeddings, self.proxies, labels, self.alpha, self.delta)
+        return MetricLossOutput(loss, None)
