@@ -19,7 +19,7 @@ from bench import harness, registry
 from bench.sweep import SUITES, SweepSummary, default_run_dir, expand, parse_methods, run_cells
 from bench.tasks.base import RunContext
 
-SUBCOMMANDS = ("run", "report", "calibrate", "data")
+SUBCOMMANDS = ("run", "report", "compare", "calibrate", "data")
 
 
 class UsageError(Exception):
@@ -42,6 +42,19 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-figures", action="store_true", help="skip drawing figures")
+
+
+def _add_compare_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (paired t-test)")
+    p.add_argument(
+        "--speed-tolerance",
+        type=float,
+        default=0.25,
+        help="relative speed change that counts as slower/faster (default 0.25)",
+    )
+    p.add_argument(
+        "--gate-speed", action="store_true", help="a speed regression also fails the comparison"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
         "voicebank, folder); repeatable",
     )
     run.add_argument("--list", action="store_true", help="list tasks and methods, then exit")
+    run.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        metavar="OLD",
+        help="after the run, compare it with run folder OLD (e.g. reports/baseline)",
+    )
+    _add_compare_options(run)
     _add_common(run)
+
+    cmp_ = sub.add_parser("compare", help="compare run NEW with run OLD; exit 1 on regression")
+    cmp_.add_argument("new", type=Path)
+    cmp_.add_argument("old", type=Path)
+    cmp_.add_argument("--all", action="store_true", help="print every row, not only changes")
+    _add_compare_options(cmp_)
 
     rep = sub.add_parser("report", help="re-write a run folder's report from its records")
     rep.add_argument("run_dir", type=Path)
@@ -123,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         registry.load_all()
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "compare":
+            return cmd_compare(args.new, args.old, args, full=args.all)
         if args.command == "calibrate":
             return cmd_calibrate(args)
         if args.command == "data":
@@ -200,7 +229,10 @@ def _execute(args, cells, run_dir: Path, invocation: dict) -> int:
     from bench.report import write_report
 
     paths = write_report(run_dir, figures=not args.no_figures)
-    return _finish(summary, paths)
+    status = _finish(summary, paths)
+    if getattr(args, "compare", None) is not None:
+        status = max(status, cmd_compare(run_dir, args.compare, args))
+    return status
 
 
 def _finish(summary: SweepSummary, paths: dict[str, Path]) -> int:
@@ -296,3 +328,17 @@ def cmd_report(args) -> int:
     paths = write_report(args.run_dir, figures=not args.no_figures)
     print(f"report: {paths['markdown']}  {paths['html']}  {paths['latex']}")
     return 0
+
+
+def cmd_compare(new: Path, old: Path, args, full: bool = False) -> int:
+    """Print the comparison of run ``new`` with ``old``; 1 on a regression, else 0."""
+    from bench.report import compare
+
+    for folder in (new, old):
+        if not (Path(folder) / "records.jsonl").is_file():
+            raise UsageError(f"{folder} is not a run folder (no records.jsonl)")
+    result = compare.compare_runs(new, old, args.alpha, args.speed_tolerance, args.gate_speed)
+    print(compare.render(result, new, old, full=full), end="")
+    path = compare.write(result, new, old)
+    print(f"comparison: {path}")
+    return 1 if result.regressions() else 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench import harness, registry
-from bench.store import Cell, Record, RunStore
+from bench.store import Cell, Record, RunStore, stable_hash
 from bench.tasks.base import RunContext, get_task
 
 
@@ -123,10 +123,25 @@ class SweepSummary:
     failed: list[tuple[Cell, str]] = field(default_factory=list)
 
 
+_DATA_HASHES: dict[tuple[str, str], str | None] = {}
+
+
+def _data_hash(task, config: dict) -> str | None:
+    """The task's data hash for ``config``, computed once per process."""
+    key = (task.name, stable_hash(config))
+    if key not in _DATA_HASHES:
+        try:
+            _DATA_HASHES[key] = task.data_hash(config)
+        except Exception:  # bad data fails the cell itself, with its own message
+            return None
+    return _DATA_HASHES[key]
+
+
 def run_cell(cell: Cell, ctx: RunContext, run_id: str, env: dict) -> Record:
     """Run one cell and return its record; an exception becomes a failed record."""
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
+    task = get_task(cell.task)
     record = Record(
         run_id=run_id,
         task=cell.task,
@@ -134,7 +149,7 @@ def run_cell(cell: Cell, ctx: RunContext, run_id: str, env: dict) -> Record:
         config=cell.config,
         seed=cell.seed,
         scale=cell.scale,
-        env=env,
+        env={**env, "task_version": task.version, "data_hash": _data_hash(task, cell.config)},
         started=started,
         cell_key=cell.key,
     )
@@ -142,7 +157,7 @@ def run_cell(cell: Cell, ctx: RunContext, run_id: str, env: dict) -> Record:
         warnings.simplefilter("always")
         try:
             harness.seed_everything(cell.seed)
-            result = get_task(cell.task).run(cell, ctx)
+            result = task.run(cell, ctx)
             record.metrics, record.curves = result.metrics, result.curves
             record.timing = result.timing
         except (KeyboardInterrupt, SystemExit):
@@ -164,6 +179,7 @@ def run_cells(cells: list[Cell], ctx: RunContext, run_id: str) -> SweepSummary:
     pending = [c for c in cells if c.key not in done]
     summary.skipped = [c for c in cells if c.key in done]
     env = harness.capture_env(ctx.device)
+    env["probe_gflops"] = harness.measured_peak_flops(ctx.device) / 1e9  # speed reference
     bar = ctx.progress(pending, desc="cells", unit="cell", leave=True)
     for cell in bar:
         bar.set_postfix_str(cell.label)

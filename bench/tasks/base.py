@@ -8,6 +8,7 @@ Copy ``bench/tasks/calibration.py`` as the worked example.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ class Task:
     accepts_data: ClassVar[tuple[str, ...]] = ()  # real corpora it can use (--data NAME=PATH)
     axes: ClassVar[dict[str, tuple[str, ...]]] = {}  # non-method grid axes (e.g. language)
     suite_seeds: ClassVar[dict[str, int]] = {}  # seeds per suite where the suite's is too many
+    version: ClassVar[int] = 1  # bump when a change makes old results incomparable (compare)
 
     @property
     def name(self) -> str:
@@ -119,6 +121,11 @@ class Task:
             return None
         base = {**method, **self.baseline}
         return None if base == method else base
+
+    def data_hash(self, config: dict[str, Any]) -> str | None:
+        """A short hash of the data behind ``config`` (its dataset card), for compare."""
+        card = self.dataset_card(config)
+        return None if card is None else hashlib.sha256(card.encode()).hexdigest()[:12]
 
     def dataset_card(self, config: dict[str, Any]) -> str | None:
         """Markdown describing the data this task used at ``config`` (None: no card)."""

@@ -1,0 +1,241 @@
+"""Compare two run folders cell by cell: what got better, worse, slower, or newly fails.
+
+Cells are matched by (task, method, scale, seed); each metric is compared over the seeds
+both runs finished. A quality change counts as a regression only when it goes the wrong
+way, is larger than the metric's tolerance (bench.metrics.METRICS) and is significant in
+a paired t-test over seeds (p < alpha). One seed gives no test, so such a change is
+reported as "not significant" and never gates. Cells whose config, data or task version
+differ are "not comparable" rather than regressed.
+
+Speed is compared as a ratio of throughputs, each divided by the matmul probe
+(``env["probe_gflops"]``) timed in its own run, so a slower machine does not look like a
+slower method; it gates only when asked (``gate_speed``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from bench.metrics import METRICS, TIMING_UNITS
+from bench.store import Record, latest_records, stable_hash
+
+BETTER, WORSE, SAME, NOT_SIGNIFICANT = "better", "worse", "same", "not significant"
+NOT_COMPARABLE, NEWLY_FAILING, INFO = "not comparable", "newly failing", "info"
+FASTER, SLOWER = "faster", "slower"
+ONLY_NEW, ONLY_OLD = "only in new", "only in old"
+
+
+@dataclass
+class Row:
+    """One compared (task, method, metric)."""
+
+    task: str
+    method: str
+    metric: str
+    verdict: str
+    old: float | None = None
+    new: float | None = None
+    delta: float | None = None  # new - old, in display units (speed: the ratio new/old)
+    p: float | None = None
+    seeds: int = 0
+    note: str = ""
+
+
+@dataclass
+class Comparison:
+    rows: list[Row] = field(default_factory=list)
+    gate_speed: bool = False
+
+    def regressions(self) -> list[Row]:
+        gating = {WORSE, NEWLY_FAILING} | ({SLOWER} if self.gate_speed else set())
+        return [r for r in self.rows if r.verdict in gating]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for r in self.rows:
+            out[r.verdict] += 1
+        return dict(out)
+
+
+def identity(record: Record) -> tuple[str, str, str, int]:
+    """What makes two records the same cell across runs (config excluded on purpose)."""
+    return (record.task, method_label(record.method), record.scale, record.seed)
+
+
+def method_label(method: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in method.items())
+
+
+def comparability(record: Record) -> tuple[str, object, object]:
+    """Config hash, data hash and task version: equal for cells that may be compared."""
+    return (
+        stable_hash(record.config),
+        record.env.get("data_hash"),
+        record.env.get("task_version"),
+    )
+
+
+def compare_runs(
+    new_dir: str | Path,
+    old_dir: str | Path,
+    alpha: float = 0.05,
+    speed_tolerance: float = 0.25,
+    gate_speed: bool = False,
+) -> Comparison:
+    """Every (task, method, metric) present in both runs, with its verdict."""
+    new = {identity(r): r for r in latest_records(new_dir)}
+    old = {identity(r): r for r in latest_records(old_dir)}
+    if not new:
+        raise FileNotFoundError(f"no records in {new_dir}/records.jsonl")
+    if not old:
+        raise FileNotFoundError(f"no records in {old_dir}/records.jsonl")
+    groups: dict[tuple[str, str, str], list[tuple[Record | None, Record | None]]] = defaultdict(
+        list
+    )
+    for key in sorted(set(new) | set(old), key=str):
+        groups[key[:3]].append((old.get(key), new.get(key)))
+    result = Comparison(gate_speed=gate_speed)
+    for (task, method, _scale), pairs in sorted(groups.items()):
+        result.rows.extend(_compare_group(task, method, pairs, alpha, speed_tolerance))
+    return result
+
+
+def _compare_group(task, method, pairs, alpha, speed_tolerance) -> list[Row]:
+    olds = [o for o, _ in pairs if o is not None]
+    news = [n for _, n in pairs if n is not None]
+    if not olds:
+        return [Row(task, method, "-", ONLY_NEW, seeds=len(news))]
+    if not news:
+        return [Row(task, method, "-", ONLY_OLD, seeds=len(olds))]
+    failing = [n for o, n in pairs if o and n and o.status == "ok" and n.status != "ok"]
+    if failing:
+        error = (failing[0].error or "").splitlines()[0] if failing[0].error else ""
+        return [Row(task, method, "-", NEWLY_FAILING, seeds=len(failing), note=error)]
+    both = [(o, n) for o, n in pairs if o and n and o.status == "ok" and n.status == "ok"]
+    if not both:
+        return []
+    if any(comparability(o) != comparability(n) for o, n in both):
+        o, n = both[0]
+        what = [
+            name
+            for name, a, b in zip(
+                ("config", "data", "task version"), comparability(o), comparability(n), strict=True
+            )
+            if a != b
+        ]
+        return [Row(task, method, "-", NOT_COMPARABLE, seeds=len(both), note=", ".join(what))]
+    rows = []
+    metrics = sorted(set.intersection(*(set(o.metrics) & set(n.metrics) for o, n in both)))
+    for metric in metrics:
+        rows.append(_quality_row(task, method, metric, both, alpha))
+    timings = sorted(
+        set.intersection(*(set(o.timing) & set(n.timing) for o, n in both)) & set(TIMING_UNITS)
+    )
+    for key in timings:
+        row = _speed_row(task, method, key, both, speed_tolerance)
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def _quality_row(task, method, metric, both, alpha) -> Row:
+    spec = METRICS.get(metric)
+    old = np.array([o.metrics[metric] for o, _ in both], dtype=float)
+    new = np.array([n.metrics[metric] for _, n in both], dtype=float)
+    scale = spec.scale if spec else 1.0
+    delta = float(new.mean() - old.mean()) * scale
+    row = Row(task, method, metric, SAME, float(old.mean()) * scale, float(new.mean()) * scale)
+    row.delta, row.seeds = delta, len(both)
+    if spec is None or not spec.ranked or not (np.isfinite(old).all() and np.isfinite(new).all()):
+        row.verdict = INFO
+        return row
+    if abs(delta) <= spec.tolerance:
+        return row
+    row.p = _paired_p(new - old)
+    improved = (delta > 0) == spec.higher_is_better
+    if row.p is None:
+        row.verdict, row.note = NOT_SIGNIFICANT, "one seed: no paired test"
+    elif row.p < alpha:
+        row.verdict = BETTER if improved else WORSE
+    else:
+        row.verdict = NOT_SIGNIFICANT
+    return row
+
+
+def _paired_p(diffs: np.ndarray) -> float | None:
+    """Two-sided paired t-test p-value of the per-seed differences (None for one seed)."""
+    if len(diffs) < 2:
+        return None
+    if np.allclose(diffs, diffs[0]):  # no spread: the same shift on every seed
+        return 0.0 if diffs[0] != 0 else 1.0
+    return float(stats.ttest_1samp(diffs, 0.0).pvalue)
+
+
+def _speed_row(task, method, key, both, tolerance) -> Row | None:
+    spec = TIMING_UNITS[key]
+    ratios = []
+    for o, n in both:
+        a, b = o.timing.get(key), n.timing.get(key)
+        pa, pb = o.env.get("probe_gflops"), n.env.get("probe_gflops")
+        if not a or not b or not pa or not pb or not all(map(math.isfinite, (a, b, pa, pb))):
+            continue
+        # per unit of probe speed: throughput / probe, or time x probe
+        norm_a, norm_b = (a / pa, b / pb) if spec.higher_is_better else (a * pa, b * pb)
+        ratios.append(norm_b / norm_a if spec.higher_is_better else norm_a / norm_b)
+    if not ratios:
+        return None
+    ratio = float(np.exp(np.mean(np.log(ratios))))  # > 1: new is faster
+    verdict = FASTER if ratio > 1 + tolerance else SLOWER if ratio < 1 - tolerance else SAME
+    note = "speed ratio new/old, normalised by each run's matmul probe"
+    return Row(task, method, key, verdict, delta=ratio, seeds=len(ratios), note=note)
+
+
+def render(comparison: Comparison, new_dir, old_dir, full: bool = True) -> str:
+    """Markdown: a summary line, then the table (all rows, or only the notable ones)."""
+    counts = comparison.counts()
+    summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+    lines = [f"# Comparison: {new_dir} against {old_dir}", "", f"Rows: {summary}.", ""]
+    regressions = comparison.regressions()
+    lines.append(f"**{len(regressions)} regression(s).**" if regressions else "**No regression.**")
+    lines.append("")
+    quiet = {SAME, INFO}
+    rows = [r for r in comparison.rows if full or r.verdict not in quiet]
+    if rows:
+        lines += [
+            "| task | method | metric | old | new | change | p | seeds | verdict |",
+            "|---|---|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in rows:
+            change = _fmt(r.delta, signed=r.old is not None)
+            if r.old is None and r.delta is not None:
+                change = f"×{r.delta:.2f}"
+            verdict = f"**{r.verdict}**" if r in regressions else r.verdict
+            note = f" ({r.note})" if r.note else ""
+            lines.append(
+                f"| {r.task} | {r.method} | {r.metric} | {_fmt(r.old)} | {_fmt(r.new)} | "
+                f"{change} | {_fmt(r.p)} | {r.seeds} | {verdict}{note} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return ""
+    return f"{x:+.3g}" if signed else f"{x:.3g}"
+
+
+def write(comparison: Comparison, new_dir, old_dir) -> Path:
+    """compare.md and compare.json in the new run folder."""
+    new_dir = Path(new_dir)
+    path = new_dir / "compare.md"
+    path.write_text(render(comparison, new_dir, old_dir), encoding="utf-8")
+    rows = [r.__dict__ for r in comparison.rows]
+    (new_dir / "compare.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    return path
