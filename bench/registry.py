@@ -30,6 +30,8 @@ REGISTERING_MODULES: tuple[str, ...] = (
     "bench.tasks.asr",
     "methods.enhancement",
     "bench.tasks.enhance",
+    "methods.forcing",
+    "bench.tasks.g2p",
 )
 
 

@@ -91,6 +91,13 @@ METRICS: dict[str, MetricSpec] = {
     "pesq_failures": MetricSpec(
         False, "", 1, 0.0, "test utterances on which PESQ failed (left out)", ranked=False
     ),
+    # grapheme-to-phoneme (bench.tasks.g2p): PER against the closest reference pronunciation,
+    # WER = share of words matching none of their reference pronunciations
+    "test_per_greedy": MetricSpec(False, "%", 100, 0.5, "G2P test PER, greedy decoding"),
+    "test_wer_greedy": MetricSpec(False, "%", 100, 1.0, "G2P test word error, greedy decoding"),
+    "test_per_beam": MetricSpec(False, "%", 100, 0.5, "G2P test PER, beam search"),
+    "test_wer_beam": MetricSpec(False, "%", 100, 1.0, "G2P test word error, beam search"),
+    "dev_per_greedy": MetricSpec(False, "%", 100, 0.5, "G2P valid PER, greedy decoding"),
 }
 
 TIMING_UNITS: dict[str, MetricSpec] = {
@@ -107,6 +114,9 @@ TIMING_UNITS: dict[str, MetricSpec] = {
     "flops_per_audio_second": MetricSpec(False, "FLOP"),
     "decode_rtf_greedy": MetricSpec(False, "", 1),  # decoding wall s per audio s
     "decode_rtf_beam": MetricSpec(False, "", 1),
+    # grapheme-to-phoneme decoding throughput
+    "decode_greedy_words_per_s": MetricSpec(True, "words/s"),
+    "decode_beam_words_per_s": MetricSpec(True, "words/s"),
 }
 
 

@@ -1,0 +1,99 @@
+"""Figures of the G2P task: error rate by output position, and the ε_i schedules."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from bench.report import figures
+from bench.store import Record
+from bench.tasks.base import Figure
+
+
+def _mean_curve(curves: list[list]) -> np.ndarray:
+    """Element-wise mean of curves of possibly different lengths, ignoring None."""
+    n = max(len(c) for c in curves)
+    table = np.full((len(curves), n), np.nan)
+    for k, c in enumerate(curves):
+        table[k, : len(c)] = [np.nan if v is None else v for v in c]
+    with np.errstate(all="ignore"):
+        return np.nanmean(table, axis=0)
+
+
+def draw(records: list[Record], fig_dir: Path) -> Iterator[Figure]:
+    records = [r for r in records if r.curves.get("position_error")]
+    if not records:
+        return
+    yield _position_errors(records, fig_dir)
+    yield _schedules(records, fig_dir)
+
+
+def _position_errors(records: list[Record], fig_dir: Path) -> Figure:
+    # arch -> forcing -> [per-seed curves]
+    series: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    counts: dict[str, list] = defaultdict(list)
+    for r in records:
+        series[r.method["arch"]][r.method["forcing"]].append(r.curves["position_error"])
+        counts[r.method["arch"]].append(r.curves.get("position_count", []))
+    archs = sorted(series)
+    with figures.style():
+        fig, axes = figures.plt.subplots(
+            1, len(archs), figsize=(3.8 * len(archs), 3.0), squeeze=False, sharey=True
+        )
+        for ax, arch in zip(axes[0], archs, strict=True):
+            n_words = _mean_curve(counts[arch]) if counts[arch] else None
+            for k, (name, curves) in enumerate(sorted(series[arch].items())):
+                mean = _mean_curve(curves)
+                keep = np.arange(len(mean))
+                if n_words is not None and len(n_words) == len(mean):
+                    keep = keep[n_words >= 20]  # positions reached by too few words are noise
+                ax.plot(
+                    keep + 1,
+                    100 * mean[keep],
+                    marker="o",
+                    markersize=2.5,
+                    color=figures.PALETTE[k % len(figures.PALETTE)],
+                    label=name,
+                )
+            ax.set_title(f"{arch} decoder")
+            ax.set_xlabel("reference phoneme position")
+            ax.set_ylabel("phoneme error (%) ↓, greedy")
+            ax.legend(fontsize=6)
+        figures.save(fig, fig_dir, "g2p_error_by_position")
+    return Figure(
+        "g2p_error_by_position",
+        "Test phoneme error rate by position in the (closest) reference pronunciation, "
+        "greedy decoding, mean over seeds; a rising curve shows errors compounding along "
+        "the output (exposure bias). Positions reached by fewer than 20 words are left out.",
+    )
+
+
+def _schedules(records: list[Record], fig_dir: Path) -> Figure:
+    by_method: dict[str, list] = {}
+    for r in sorted(records, key=lambda r: (r.method["arch"], r.seed)):
+        by_method.setdefault(r.method["forcing"], r.curves.get("teacher_prob", []))
+    with figures.style():
+        fig, ax = figures.plt.subplots(figsize=(4.2, 2.9))
+        for k, (name, eps) in enumerate(sorted(by_method.items())):
+            if eps:
+                ax.plot(
+                    np.arange(len(eps)),
+                    eps,
+                    color=figures.PALETTE[k % len(figures.PALETTE)],
+                    label=name,
+                    linestyle="--" if name in ("teacher", "professor") else "-",
+                )
+        ax.set_ylim(-0.02, 1.05)
+        ax.set_xlabel("training step i")
+        ax.set_ylabel("ε_i (probability of the gold token)")
+        ax.legend(fontsize=6)
+        figures.save(fig, fig_dir, "g2p_schedules")
+    return Figure(
+        "g2p_schedules",
+        "Scheduled-sampling schedules ε_i over training (Bengio et al. 2015): linear "
+        "max(ε, k − c·i), exponential k^i, inverse sigmoid k/(k + exp(i/k)); teacher and "
+        "professor forcing feed the gold token throughout (ε_i = 1).",
+    )
