@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,8 @@ def _mean_curve(curves: list[list]) -> np.ndarray:
     table = np.full((len(curves), n), np.nan)
     for k, c in enumerate(curves):
         table[k, : len(c)] = [np.nan if v is None else v for v in c]
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # an all-None column is a mean of nothing: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(table, axis=0)
 
 
