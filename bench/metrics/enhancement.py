@@ -18,6 +18,8 @@ import math
 import multiprocessing
 import os
 import sys
+import threading
+import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -119,6 +121,18 @@ def _score_job(args: tuple[np.ndarray, np.ndarray, int]) -> UtteranceScore:
 _POOLS: dict[int, ProcessPoolExecutor] = {}
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: leave when the run that owns the pool dies (killed runs would
+    otherwise leave workers waiting on a queue that no one writes to)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
@@ -133,7 +147,10 @@ def get_pool(workers: int) -> ProcessPoolExecutor:
     if workers not in _POOLS:
         method = "fork" if sys.platform.startswith("linux") else "spawn"
         _POOLS[workers] = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context(method)
+            max_workers=workers,
+            mp_context=multiprocessing.get_context(method),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
         )
     return _POOLS[workers]
 
