@@ -98,6 +98,14 @@ METRICS: dict[str, MetricSpec] = {
     "test_per_beam": MetricSpec(False, "%", 100, 0.5, "G2P test PER, beam search"),
     "test_wer_beam": MetricSpec(False, "%", 100, 1.0, "G2P test word error, beam search"),
     "dev_per_greedy": MetricSpec(False, "%", 100, 0.5, "G2P valid PER, greedy decoding"),
+    # metric learning (bench.metrics.retrieval; bench.tasks.speaker and bench.tasks.prosody)
+    "recall_at_1": MetricSpec(True, "%", 100, 1.0, "Recall@1 on unseen test speakers"),
+    "map_at_r": MetricSpec(True, "%", 100, 1.0, "MAP@R on unseen test speakers"),
+    "nmi": MetricSpec(True, "%", 100, 1.0, "NMI of k-means clusters vs speakers"),
+    "eer": MetricSpec(False, "%", 100, 1.0, "speaker-verification equal error rate, all pairs"),
+    "macro_f1": MetricSpec(True, "%", 100, 1.0, "macro-averaged F1 over classes"),
+    "ece_before": MetricSpec(False, "%", 100, 0.5, "ECE of the classifier, uncalibrated"),
+    "ece_after": MetricSpec(False, "%", 100, 0.5, "ECE after temperature scaling on valid"),
 }
 
 TIMING_UNITS: dict[str, MetricSpec] = {
