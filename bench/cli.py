@@ -17,6 +17,7 @@ import tomli_w
 
 from bench import harness, registry
 from bench.sweep import SUITES, SweepSummary, default_run_dir, expand, parse_methods, run_cells
+from bench.sweep_file import expand_sweep, load_sweep
 from bench.tasks.base import RunContext
 
 SUBCOMMANDS = ("run", "report", "compare", "calibrate", "data")
@@ -85,6 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
         "voicebank, folder); repeatable",
     )
     run.add_argument("--list", action="store_true", help="list tasks and methods, then exit")
+    run.add_argument(
+        "--sweep",
+        type=Path,
+        default=None,
+        metavar="FILE.toml",
+        help="run the ablation a sweep file describes (see sweeps/)",
+    )
+    run.add_argument(
+        "--dry-run", action="store_true", help="print the cells that would run, then exit"
+    )
     run.add_argument(
         "--compare",
         type=Path,
@@ -175,15 +186,31 @@ def cmd_run(args) -> int:
         return 0
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     data = parse_data_args(args.data)
-    cells = expand(args.suite, tasks, args.seeds, parse_methods(args.methods), data)
+    if args.sweep is not None:
+        if tasks or args.methods or args.seeds:
+            raise UsageError(
+                "--sweep FILE sets tasks, methods and seeds; drop --tasks/--methods/--seeds"
+            )
+        sweep = load_sweep(args.sweep)
+        cells = expand_sweep(sweep, data)
+        suite = sweep.suite
+        invocation = {"sweep": str(args.sweep), "suite": suite, "description": sweep.description}
+    else:
+        cells = expand(args.suite, tasks, args.seeds, parse_methods(args.methods), data)
+        suite = args.suite
+        invocation = {
+            "suite": args.suite,
+            "tasks": tasks or "all",
+            "methods": args.methods or "all",
+            "seeds": args.seeds or SUITES[args.suite].seeds,
+        }
+    if args.dry_run:
+        for cell in cells:
+            print(f"{cell.label}  scale={cell.scale}")
+        print(f"{len(cells)} cells")
+        return 0
     device = harness.pick_device(args.device)
-    run_dir = args.out or default_run_dir(args.suite, cells, str(device), args.amp)
-    invocation = {
-        "suite": args.suite,
-        "tasks": tasks or "all",
-        "methods": args.methods or "all",
-        "seeds": args.seeds or SUITES[args.suite].seeds,
-    }
+    run_dir = args.out or default_run_dir(suite, cells, str(device), args.amp)
     return _execute(args, cells, run_dir, invocation)
 
 

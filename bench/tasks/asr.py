@@ -332,14 +332,21 @@ class ASRTask(Task):
         ]
 
     def grid(self, selected=None, scale: str = "quick") -> list[dict[str, str]]:
-        """Front ends x languages x labeled amounts of ``scale``, narrowed by --methods."""
+        """Front ends x languages x labeled amounts of ``scale``, narrowed by --methods.
+
+        Labeled amounts named in ``selected`` replace the scale's own (any of LABELED)."""
+        selected = dict(selected or {})
+        labeled = selected.pop("labeled", None)
+        for name in labeled or ():
+            if name not in LABELED:
+                raise ValueError(f"labeled={name!r} unknown; known: {', '.join(LABELED)}")
         rows = [
             {"frontend": f, "quantizer": q, "objective": o, "language": lang, "labeled": lab}
             for f, q, o in FRONTENDS[scale]
             for lang in ("en", "lv")
-            for lab in LABELED_AXIS[scale][lang]
+            for lab in labeled or LABELED_AXIS[scale][lang]
         ]
-        for family, names in (selected or {}).items():
+        for family, names in selected.items():
             rows = [r for r in rows if r[family] in names or r[family] == "-"]
         return rows
 
