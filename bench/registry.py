@@ -32,6 +32,10 @@ REGISTERING_MODULES: tuple[str, ...] = (
     "bench.tasks.enhance",
     "methods.forcing",
     "bench.tasks.g2p",
+    "methods.losses",
+    "methods.miners",
+    "bench.tasks.speaker",
+    "bench.tasks.prosody",
 )
 
 
