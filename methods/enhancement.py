@@ -237,9 +237,11 @@ class MaskNet(Enhancer):
 
 @register("enhancer", "convtasnet")
 class ConvTasNetEnhancer(Enhancer):
-    """Conv-TasNet with one output source, small: N=128 filters of L=64 samples (4 ms at
-    16 kHz), B=64, H=128, P=3, X=4 blocks, R=2 repeats (the paper's best: N=512, L=16 at
-    8 kHz, B=128, H=512, X=8, R=3).
+    """Conv-TasNet with one output source, small: N=512 filters of L=256 samples (16 ms at
+    16 kHz, hop 8 ms), B=64, H=128, P=3, X=4 blocks, R=2 repeats (the paper's best: N=512,
+    L=16 at 8 kHz, B=128, H=512, X=8, R=3). The long filters are our choice for CPU
+    budgets: 125 frames/s instead of 1000, and in quick-suite training runs (120 updates)
+    they beat the noisy input on PESQ-WB where L=32 and L=64 did not.
 
     ``identity_init`` (our choice, not the paper's): the encoder and decoder start as a
     windowed-DCT analysis/synthesis pair (filters ±√hann·DCT-II, the decoder's halved as
@@ -257,8 +259,8 @@ class ConvTasNetEnhancer(Enhancer):
     def __init__(
         self,
         sample_rate: int = 16000,
-        enc_kernel_size: int = 64,
-        enc_num_feats: int = 128,
+        enc_kernel_size: int = 256,
+        enc_num_feats: int = 512,
         msk_num_feats: int = 64,
         msk_num_hidden_feats: int = 128,
         msk_num_layers: int = 4,
