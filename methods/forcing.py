@@ -289,13 +289,13 @@ class ProfessorForcing(ForcingStrategy):
         )
 
 
-def build(name: str, total_steps: int, hidden_dim: int) -> ForcingStrategy:
+def build(name: str, total_steps: int, hidden_dim: int, weight: float = 1.0) -> ForcingStrategy:
     """The registered strategy ``name`` for a run of ``total_steps`` updates."""
     from bench import registry
 
     cls = registry.get("forcing", name)
     if issubclass(cls, ProfessorForcing):
-        return cls(total_steps=total_steps, hidden_dim=hidden_dim)
+        return cls(total_steps=total_steps, hidden_dim=hidden_dim, weight=weight)
     return cls(total_steps=total_steps)
 
 

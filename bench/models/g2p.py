@@ -141,6 +141,10 @@ class TransformerDecoder(nn.Module):
     def __init__(self, n_out: int, cfg: ModelConfig, max_len: int = 64) -> None:
         super().__init__()
         self.emb = nn.Embedding(n_out, cfg.hidden, padding_idx=PAD)
+        # N(0, 1/d) init so that sqrt(d)-scaled embeddings do not drown the positions
+        nn.init.normal_(self.emb.weight, std=cfg.hidden**-0.5)
+        with torch.no_grad():
+            self.emb.weight[PAD].zero_()
         self.scale = math.sqrt(cfg.hidden)
         self.register_buffer("pos", _sinusoids(max_len, cfg.hidden), persistent=False)
         layer = nn.TransformerDecoderLayer(
