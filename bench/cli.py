@@ -103,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OLD",
         help="after the run, compare it with run folder OLD (e.g. reports/baseline)",
     )
+    run.add_argument(
+        "--executor", default="local", choices=["local", "ray"], help="where cells run"
+    )
+    run.add_argument(
+        "--jobs", type=int, default=1, help="local executor: cells run in parallel processes"
+    )
+    run.add_argument(
+        "--ray-address", default=None, help="Ray cluster address (default: start a local Ray)"
+    )
     _add_compare_options(run)
     _add_common(run)
 
@@ -252,7 +261,14 @@ def _execute(args, cells, run_dir: Path, invocation: dict) -> int:
     write_dataset_cards(run_dir, cells)
     if not args.quiet:
         print(f"run folder: {run_dir} ({len(cells)} cells)", file=sys.stderr)
-    summary = run_cells(cells, ctx, run_id)
+    summary = run_cells(
+        cells,
+        ctx,
+        run_id,
+        executor=getattr(args, "executor", "local"),
+        jobs=getattr(args, "jobs", 1),
+        ray_address=getattr(args, "ray_address", None),
+    )
     from bench.report import write_report
 
     paths = write_report(run_dir, figures=not args.no_figures)

@@ -171,8 +171,19 @@ def run_cell(cell: Cell, ctx: RunContext, run_id: str, env: dict) -> Record:
     return record
 
 
-def run_cells(cells: list[Cell], ctx: RunContext, run_id: str) -> SweepSummary:
-    """Run the cells not yet finished in ``ctx.run_dir``; append one record per cell."""
+def run_cells(
+    cells: list[Cell],
+    ctx: RunContext,
+    run_id: str,
+    executor: str = "local",
+    jobs: int = 1,
+    ray_address: str | None = None,
+) -> SweepSummary:
+    """Run the cells not yet finished in ``ctx.run_dir``; append one record per cell.
+
+    ``executor`` "local" runs in this process (``jobs`` > 1: a process pool); "ray" runs
+    one Ray task per cell (bench.executors). Records are appended here as cells finish.
+    """
     store = RunStore(ctx.run_dir)
     done = store.completed_keys()
     summary = SweepSummary()
@@ -180,10 +191,9 @@ def run_cells(cells: list[Cell], ctx: RunContext, run_id: str) -> SweepSummary:
     summary.skipped = [c for c in cells if c.key in done]
     env = harness.capture_env(ctx.device)
     env["probe_gflops"] = harness.measured_peak_flops(ctx.device) / 1e9  # speed reference
-    bar = ctx.progress(pending, desc="cells", unit="cell", leave=True)
-    for cell in bar:
-        bar.set_postfix_str(cell.label)
-        record = run_cell(cell, ctx, run_id, env)
+    bar = ctx.progress(total=len(pending), desc="cells", unit="cell", leave=True)
+    for cell, record in _results(pending, ctx, run_id, env, executor, jobs, ray_address, bar):
+        bar.update(1)
         store.append(record)
         summary.ran.append(cell)
         for warning in record.warnings:
@@ -193,6 +203,24 @@ def run_cells(cells: list[Cell], ctx: RunContext, run_id: str) -> SweepSummary:
             summary.failed.append((cell, record.error or ""))
             bar.write(f"FAILED {cell.label}: {(record.error or '').splitlines()[0]}")
     return summary
+
+
+def _results(pending, ctx, run_id, env, executor, jobs, ray_address, bar):
+    """(cell, record) pairs as the chosen executor finishes them."""
+    from bench import executors
+
+    if executor not in executors.EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; known: {', '.join(executors.EXECUTORS)}")
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1 (got {jobs})")
+    if executor == "ray":
+        yield from executors.run_ray(pending, ctx, run_id, env, ray_address)
+    elif jobs > 1:
+        yield from executors.run_pool(pending, ctx, run_id, env, jobs)
+    else:
+        for cell in pending:
+            bar.set_postfix_str(cell.label)
+            yield cell, run_cell(cell, ctx, run_id, env)
 
 
 def default_run_dir(suite: str, cells: list[Cell], device: str, amp: str) -> Path:

@@ -1,0 +1,93 @@
+"""Executors: where cells run. All of them write the same records to the same run folder.
+
+- local, one cell at a time in this process (the default);
+- local with ``jobs`` > 1: a process pool on this machine, the cores split between workers;
+- ray: one Ray task per cell on a local Ray instance or the cluster at ``address``, with
+  one GPU per cell when the device is cuda; a cell whose worker dies is retried once,
+  then recorded as failed.
+
+Records are appended by this (the driver) process as cells finish, so an interrupted
+sweep resumes where it stopped whatever the executor.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
+
+from bench.store import Cell, Record
+from bench.sweep import run_cell
+from bench.tasks.base import RunContext
+
+EXECUTORS = ("local", "ray")
+
+
+def failed_record(cell: Cell, run_id: str, env: dict, error: str) -> Record:
+    """The record of a cell whose worker died (the cell itself never reported)."""
+    return Record(
+        run_id=run_id,
+        task=cell.task,
+        method=dict(cell.method),
+        config=cell.config,
+        seed=cell.seed,
+        scale=cell.scale,
+        env=env,
+        status="failed",
+        error=error,
+        cell_key=cell.key,
+    )
+
+
+def _worker(cell: Cell, ctx: RunContext, run_id: str, env: dict, threads: int) -> Record:
+    """Run one cell in a worker process (pool or Ray): load the registry, split the cores."""
+    import torch
+
+    from bench import registry
+
+    torch.set_num_threads(threads)
+    registry.load_all()
+    return run_cell(cell, ctx, run_id, {**env, "torch_threads": threads})
+
+
+def run_pool(cells: list[Cell], ctx: RunContext, run_id: str, env: dict, jobs: int):
+    """Yield (cell, record) as a pool of ``jobs`` processes finishes them."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    quiet_ctx = replace(ctx, quiet=True)  # one bar (the driver's), not one per worker
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
+        futures = {
+            pool.submit(_worker, cell, quiet_ctx, run_id, env, threads): cell for cell in cells
+        }
+        for future in as_completed(futures):
+            cell = futures[future]
+            try:
+                yield cell, future.result()
+            except Exception as exc:  # the worker process died (e.g. out of memory)
+                yield cell, failed_record(cell, run_id, env, f"worker died: {exc!r}")
+
+
+def run_ray(cells: list[Cell], ctx: RunContext, run_id: str, env: dict, address: str | None):
+    """Yield (cell, record) as Ray tasks finish them; a dead worker's cell is retried once."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError(
+            "--executor ray needs Ray: pip install -e '.[cluster]' (or pip install ray)"
+        ) from exc
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    gpus = 1 if ctx.device.type == "cuda" else 0
+    remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=1)(_worker)
+    quiet_ctx = replace(ctx, quiet=True)
+    threads = 1 if not gpus else max(1, os.cpu_count() or 1)  # CPU cells get one core each
+    pending = {remote.remote(cell, quiet_ctx, run_id, env, threads): cell for cell in cells}
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        ref = done[0]
+        cell = pending.pop(ref)
+        try:
+            yield cell, ray.get(ref)
+        except Exception as exc:  # worker died twice (retried once by Ray)
+            yield cell, failed_record(cell, run_id, env, f"Ray worker failed twice: {exc!r}")

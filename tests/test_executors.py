@@ -1,0 +1,64 @@
+"""Executors write the same records: in process, a local process pool, a local Ray."""
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from bench import registry
+from bench.sweep import run_cells
+from bench.tasks.base import RunContext, get_task
+
+
+def _cells():
+    """Two tiny calibration cells (two seeds: no shared artifacts between them)."""
+    registry.load_all()
+    task = get_task("calibration")
+    cells = task.cells("quick", [0, 1], {"classifier": ["mlp"], "calibrator": ["temperature"]})
+    return [replace(c, config={**c.config, "epochs": 2, "eval_every": 1}) for c in cells]
+
+
+def _metrics(run_dir):
+    lines = (run_dir / "records.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert all(r["status"] == "ok" for r in records), [r["error"] for r in records]
+    return {r["seed"]: r["metrics"] for r in records}
+
+
+def _ctx(run_dir):
+    return RunContext(device=torch.device("cpu"), run_dir=run_dir, quiet=True)
+
+
+def test_process_pool_matches_in_process(tmp_path):
+    cells = _cells()
+    local = run_cells(cells, _ctx(tmp_path / "local"), "local")
+    pool = run_cells(cells, _ctx(tmp_path / "pool"), "pool", jobs=2)
+    assert len(local.ran) == len(pool.ran) == 2 and not pool.failed
+    a, b = _metrics(tmp_path / "local"), _metrics(tmp_path / "pool")
+    assert a.keys() == b.keys() == {0, 1}
+    for seed in a:  # one thread per worker vs two: the same up to summation order
+        assert b[seed]["accuracy"] == pytest.approx(a[seed]["accuracy"], abs=0.02)
+    again = run_cells(cells, _ctx(tmp_path / "pool"), "pool", jobs=2)
+    assert len(again.skipped) == 2 and not again.ran  # resumes like the local executor
+
+
+def test_unknown_executor_and_bad_jobs(tmp_path):
+    with pytest.raises(ValueError, match="unknown executor"):
+        run_cells(_cells(), _ctx(tmp_path), "x", executor="slurm")
+    with pytest.raises(ValueError, match="--jobs"):
+        run_cells(_cells(), _ctx(tmp_path), "x", jobs=0)
+
+
+def test_two_cell_sweep_on_local_ray(tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray is in the dev and cluster extras")
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    except Exception as exc:  # e.g. a sandbox without the shared memory Ray needs
+        pytest.skip(f"a local Ray instance cannot start here: {exc}")
+    try:
+        summary = run_cells(_cells(), _ctx(tmp_path / "ray"), "ray", executor="ray")
+    finally:
+        ray.shutdown()
+    assert len(summary.ran) == 2 and not summary.failed
+    assert set(_metrics(tmp_path / "ray")) == {0, 1}
