@@ -51,8 +51,6 @@ METRICS: dict[str, MetricSpec] = {
     "test_cer_lm": MetricSpec(False, "%", 100, 1.0, "test CER, beam search with word n-gram LM"),
     "dev_wer": MetricSpec(False, "%", 100, 1.0, "word error rate on dev, greedy"),
     "dev_cer": MetricSpec(False, "%", 100, 1.0, "character error rate on dev, greedy"),
-    "dev_wer_lm": MetricSpec(False, "%", 100, 1.0, "dev WER with the LM"),
-    "dev_cer_lm": MetricSpec(False, "%", 100, 1.0, "dev CER with the LM"),
     "test_other_wer": MetricSpec(False, "%", 100, 1.0, "WER on LibriSpeech test-other, greedy"),
     "test_other_cer": MetricSpec(False, "%", 100, 1.0, "CER on LibriSpeech test-other, greedy"),
     "test_other_wer_lm": MetricSpec(False, "%", 100, 1.0, "test-other WER with the LM"),
