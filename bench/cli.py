@@ -124,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="re-write a run folder's report from its records")
     rep.add_argument("run_dir", type=Path)
     rep.add_argument("--no-figures", action="store_true")
+    rep.add_argument(
+        "--figures-only", action="store_true", help="redraw the figures only (no tables)"
+    )
+    rep.add_argument(
+        "--format", default="both", choices=["pdf", "png", "both"], help="figure file format"
+    )
 
     data = sub.add_parser("data", help="build or verify the embedded corpus; print its card")
     data.add_argument("--scale", default="quick", choices=["quick", "default", "full"])
@@ -366,8 +372,13 @@ def _tqdm(iterable, **kwargs):
 
 
 def cmd_report(args) -> int:
-    from bench.report import write_report
+    from bench.report import figures, write_report
 
+    figures.FORMATS[:] = ["pdf", "png"] if args.format == "both" else [args.format]
+    if args.figures_only:
+        written = draw_figures(args.run_dir)
+        print(f"{len(written)} figures in {args.run_dir / 'figures'}: {', '.join(written)}")
+        return 0
     paths = write_report(args.run_dir, figures=not args.no_figures)
     print(f"report: {paths['markdown']}  {paths['html']}  {paths['latex']}")
     return 0
@@ -385,3 +396,18 @@ def cmd_compare(new: Path, old: Path, args, full: bool = False) -> int:
     path = compare.write(result, new, old)
     print(f"comparison: {path}")
     return 1 if result.regressions() else 0
+
+
+def draw_figures(run_dir: Path) -> list[str]:
+    """Every task's figures from the run's records alone; returns their stems."""
+    from bench.store import latest_records
+    from bench.tasks.base import get_task
+
+    records = [r for r in latest_records(run_dir) if r.status == "ok"]
+    if not records:
+        raise FileNotFoundError(f"{run_dir}: no finished records in records.jsonl")
+    stems = []
+    for task_name in dict.fromkeys(r.task for r in records):
+        ok = [r for r in records if r.task == task_name]
+        stems += [f.stem for f in get_task(task_name).figures(ok, run_dir / "figures")]
+    return stems

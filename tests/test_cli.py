@@ -224,6 +224,17 @@ def test_report_subcommand_regenerates(tmp_path):
     assert (out / "report.md").exists()
 
 
+def test_report_figures_only_as_pdf_from_records_alone(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*FAST, "--seeds", "1", "--out", str(out)]) == 0  # --no-figures: none yet
+    assert not (out / "figures").exists()
+    (out / "report.md").unlink()
+    assert main(["report", str(out), "--figures-only", "--format", "pdf"]) == 0
+    assert "3 figures" in capsys.readouterr().out
+    assert sorted(p.suffix for p in (out / "figures").iterdir()) == [".pdf"] * 3
+    assert not (out / "report.md").exists()  # figures only: no tables rewritten
+
+
 def test_report_of_empty_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "no records found" in capsys.readouterr().err

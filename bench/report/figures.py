@@ -20,10 +20,15 @@ def style():
     return plt.style.context(STYLE)
 
 
+FORMATS = ["pdf", "png"]  # what save() writes; `report --format` narrows it
+
+
 def save(fig, fig_dir: Path, stem: str) -> None:
-    """Write ``stem.pdf`` (vector) and ``stem.png`` and close the figure."""
+    """Write ``stem.pdf`` (vector) and ``stem.png`` (those in FORMATS), close the figure."""
     fig_dir.mkdir(parents=True, exist_ok=True)
     with plt.style.context(STYLE):
-        fig.savefig(fig_dir / f"{stem}.pdf")
-        fig.savefig(fig_dir / f"{stem}.png", dpi=150)
+        if "pdf" in FORMATS:
+            fig.savefig(fig_dir / f"{stem}.pdf")
+        if "png" in FORMATS:
+            fig.savefig(fig_dir / f"{stem}.png", dpi=150)
     plt.close(fig)

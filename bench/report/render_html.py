@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bench.report.model import ReportData, TaskSection
 from bench.report.render_markdown import LEGEND, column_title
+from bench.report.summary import summary_rows
 from bench.report.tables import fmt, fmt_entry
 
 CSS = """
@@ -95,6 +96,18 @@ def render_html(data: ReportData, run_dir: Path) -> str:
         f"</code>, torch {e.get('torch')}, device {e.get('device')} "
         f"({e.get('gpu') if data.env.get('gpu') else e.get('cpu')}).</p>",
     ]
+    summary = summary_rows(data)
+    if summary:
+        titles = ("task", "metric", "best method", "value", "baseline", "margin")
+        head = "".join(f"<th>{h}</th>" for h in titles)
+        body = "".join(
+            f"<tr><td>{html.escape(r.task)}</td><td>{html.escape(r.metric)}</td>"
+            f"<td>{html.escape(r.best)}</td><td>{r.best_value}</td>"
+            f"<td>{html.escape(r.baseline)}</td>"
+            f"<td>{r.margin}{' †' if r.significant else ''}</td></tr>"
+            for r in summary
+        )
+        parts += ["<h2>Summary</h2>", f"<table><tr>{head}</tr>{body}</table>"]
     legend = html.escape(LEGEND).replace("**bold**", "<b>bold</b>")
     for s in data.sections:
         note = html.escape(s.table.baseline_note)

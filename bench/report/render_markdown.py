@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench.report.model import ReportData, TaskSection
+from bench.report.summary import summary_markdown
 from bench.report.tables import SIGNIFICANCE, fmt, fmt_entry, header
 
 LEGEND = (
@@ -62,6 +63,7 @@ def render_markdown(data: ReportData) -> str:
         f"({env.get('gpu') or env.get('cpu')}, {env.get('torch_threads')} threads).",
         "",
     ]
+    out += summary_markdown(data)
     for section in data.sections:
         out += [
             f"## {section.table.title}",

@@ -304,6 +304,7 @@ class ASRTask(Task):
     baseline = {"frontend": "logmel", "quantizer": "-", "objective": "-"}
     suite_seeds = {"quick": 1, "default": 2}
     accepts_data = ("librispeech",)
+    headline = "test_cer_lm"
     table_metrics = (
         "test_wer",
         "test_cer",

@@ -76,6 +76,7 @@ class Task:
     defaults: ClassVar[dict[str, tuple[str, ...]]] = {}  # names per family in the suite grid
     baseline: ClassVar[dict[str, str]] = {}  # the choice paired tests compare against
     table_metrics: ClassVar[tuple[str, ...]] = ()
+    headline: ClassVar[str | None] = None  # the summary page's metric (default: the first)
     title: ClassVar[str] = ""
     in_suites: ClassVar[bool] = True  # False: runs only through its own sub-command
     accepts_data: ClassVar[tuple[str, ...]] = ()  # real corpora it can use (--data NAME=PATH)

@@ -180,6 +180,7 @@ class CalibrationTask(Task):
         "calibrator": ("none", "temperature", "vector", "histogram", "isotonic"),
     }
     baseline = {"calibrator": "none"}
+    headline = "ece"
     table_metrics = ("accuracy", "nll", "brier", "ece", "mce", "adaptive_ece", "auroc", "aurc")
 
     def config(self, scale: str) -> dict[str, object]:

@@ -274,6 +274,7 @@ class SSLPhonemeTask(Task):
     families = ("frontend", "quantizer", "objective")
     baseline = {"frontend": "logmel", "quantizer": "-", "objective": "-"}
     suite_seeds = {"quick": 1}  # the quick suite is a smoke test of every cell
+    headline = "test_per"
     table_metrics = ("dev_per", "test_per", "codebook_perplexity", "code_usage", "pretrain_loss")
 
     def config(self, scale: str) -> dict:
