@@ -116,22 +116,25 @@ class Encoder(nn.Module):
         super().__init__()
         blocks, c_in = [], n_mels
         for kernel, dilation in ((5, 1), (3, 2), (3, 3)):
-            blocks += [
-                nn.Conv1d(c_in, channels, kernel, dilation=dilation, padding="same"),
-                nn.BatchNorm1d(channels),
-                nn.ReLU(),
-            ]
+            blocks.append(
+                nn.Sequential(
+                    nn.Conv1d(c_in, channels, kernel, dilation=dilation, padding="same"),
+                    nn.BatchNorm1d(channels),
+                    nn.ReLU(),
+                )
+            )
             c_in = channels
-        self.convs = nn.Sequential(*blocks)
+        self.blocks = nn.ModuleList(blocks)
         self.embed = nn.Linear(2 * channels, embedding_dim)
         self.register_buffer("mean", torch.zeros(n_mels))
         self.register_buffer("std", torch.ones(n_mels))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T, n_mels) padded features and their lengths -> (B, embedding_dim)."""
-        x = ((x - self.mean) / self.std).transpose(1, 2)
-        h = self.convs(x)  # (B, C, T)
-        mask = (torch.arange(h.shape[2], device=h.device) < lengths.unsqueeze(1)).unsqueeze(1)
+        mask = (torch.arange(x.shape[1], device=x.device) < lengths.unsqueeze(1)).unsqueeze(1)
+        h = ((x - self.mean) / self.std).transpose(1, 2) * mask  # (B, n_mels, T)
+        for block in self.blocks:  # zeroing the padding after each block makes a padded
+            h = block(h) * mask  # batch give exactly the unpadded result (in eval mode)
         n = lengths.clamp(min=1).view(-1, 1).to(h.dtype)
         mean = (h * mask).sum(2) / n
         var = ((h - mean.unsqueeze(2)) ** 2 * mask).sum(2) / n
@@ -250,7 +253,8 @@ def train_encoder(
         if out.active is not None:
             curves["active"].append(out.active)
         bar.set_postfix(loss=f"{out.loss.item():.3f}")
-        if on_eval is not None and ((step + 1) % config.eval_every == 0 or step == 0):
+        last = step + 1 == config.steps
+        if on_eval is not None and ((step + 1) % config.eval_every == 0 or step == 0 or last):
             curves["step"].append(step + 1)
             curves["valid_curve"].append(on_eval(model))
     rate = timer.items_per_s()

@@ -1,0 +1,133 @@
+"""The speaker-embedding task end to end on a tiny corpus, and its grid and parts."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bench.cli import main
+from bench.data import synthetic
+from bench.tasks import speaker
+from bench.tasks.base import get_task
+
+TINY_CORPUS = synthetic.CorpusConfig(
+    speakers_en=10, speakers_lv=0, utterances_per_speaker=3, sentences_per_language=12
+)
+TINY = {
+    "corpus": "quick",
+    "steps": 3,
+    "classes_per_batch": 2,
+    "samples_per_class": 2,
+    "crop_frames": 40,
+    "channels": 8,
+    "embedding_dim": 8,
+    "eval_every": 2,
+}
+
+
+@pytest.fixture
+def tiny_setup(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPEECHBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(synthetic.SCALES, "quick", TINY_CORPUS)
+    monkeypatch.setitem(speaker.SCALE_CONFIGS, "quick", TINY)
+    monkeypatch.setattr(synthetic, "_SPLIT_CACHE", {})
+    monkeypatch.setattr(speaker, "_FEATURES", {})
+    return tmp_path
+
+
+def _records(out):
+    return [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+
+
+def test_grid_has_every_loss_and_miner_and_keeps_the_baseline():
+    task = get_task("speaker")
+    rows = task.grid(scale="quick")
+    assert rows[0] == {"loss": "untrained", "miner": "-"}
+    assert {r["miner"] for r in rows if r["loss"] == "triplet"} == {
+        "all",
+        "random",
+        "semihard",
+        "hardest",
+    }
+    assert {r["loss"] for r in rows} == {
+        "untrained",
+        "contrastive",
+        "ntxent",
+        "triplet",
+        "proxy_nca",
+        "proxy_anchor",
+    }
+    narrowed = task.grid({"loss": ["triplet"], "miner": ["hardest"]}, scale="quick")
+    assert narrowed == [
+        {"loss": "untrained", "miner": "-"},
+        {"loss": "triplet", "miner": "hardest"},
+    ]
+    assert task.baseline_of(narrowed[1]) == narrowed[0]
+    assert task.baseline_of(narrowed[0]) is None
+
+
+def test_pk_batches_hold_k_of_p_classes():
+    labels = np.repeat(np.arange(5), 3)
+    idx = speaker.sample_batch(labels, 2, 4, np.random.default_rng(0))  # K > 3: replacement
+    assert len(idx) == 8 and len(set(labels[idx])) == 2
+    assert all((labels[idx] == c).sum() == 4 for c in set(labels[idx]))
+
+
+def test_encoder_pooling_ignores_padding():
+    torch.manual_seed(0)
+    enc = speaker.Encoder(n_mels=4, channels=6, embedding_dim=3).eval()
+    x = torch.randn(1, 10, 4)
+    padded = torch.cat([x, torch.full((1, 5, 4), 100.0)], dim=1)
+    a = enc(x, torch.tensor([10]))
+    b = enc(padded, torch.tensor([10]))
+    assert torch.allclose(a, b, atol=1e-6) and a.shape == (1, 3)
+
+
+def test_speaker_task_runs_end_to_end(tiny_setup):
+    out = tiny_setup / "run"
+    methods = "loss=triplet,miner=semihard,loss=proxy_anchor,loss=ntxent"
+    assert (
+        main(
+            [
+                "--suite",
+                "quick",
+                "--tasks",
+                "speaker",
+                "--methods",
+                methods,
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    records = _records(out)
+    assert {(r["method"]["loss"], r["method"]["miner"]) for r in records} == {
+        ("untrained", "-"),
+        ("triplet", "semihard"),
+    }  # the miner narrows the rows: proxy_anchor and ntxent have none
+    for r in records:
+        assert r["status"] == "ok", r.get("error")
+        for m in ("recall_at_1", "map_at_r", "nmi", "eer"):
+            assert 0 <= r["metrics"][m] <= 1
+        assert len(r["curves"]["test_pca"]) == len(r["curves"]["test_speakers"])
+    trained = next(r for r in records if r["method"]["loss"] == "triplet")
+    assert trained["curves"]["step"] == [1, 2, 3]
+    report = (out / "report.md").read_text()
+    assert "recall_at_1" in report and "speaker_embeddings_pca.png" in report
+    assert (out / "figures" / "speaker_recall_vs_step.png").exists()
+
+
+def test_every_loss_row_trains_a_step(tiny_setup):
+    task = get_task("speaker")
+    from bench.store import Cell
+    from bench.tasks.base import RunContext
+
+    ctx = RunContext(device=torch.device("cpu"), quiet=True)
+    cfg = {**task.config("quick"), "steps": 1}
+    for row in task.grid(scale="quick"):
+        cell = Cell(task="speaker", method=row, seed=0, scale="quick", config=cfg)
+        result = task.run(cell, ctx)
+        assert np.isfinite(result.metrics["eer"]), row
