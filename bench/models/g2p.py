@@ -5,8 +5,9 @@ A character encoder (embedding + bidirectional GRU) feeds one of two attention d
 - ``GRUDecoder``: a GRU with Luong "general" attention (Luong et al. 2015) and no input
   feeding, so the gold-input (teacher-forced) pass runs the GRU over the whole sequence
   at once; one step is the same GRU over a length-1 sequence.
-- ``TransformerDecoder``: a small causal Transformer decoder with cross-attention to the
-  encoder states; one step re-runs the prefix (no key/value cache: outputs are short).
+- ``TransformerDecoder``: a small causal pre-norm Transformer decoder with cross-attention
+  to the encoder states; one step computes only the new position over a cache of each
+  layer's inputs at the earlier positions.
 
 Both expose the same two calls, so every forcing strategy is written once against them:
 ``teacher(inputs, memory, mask) -> (logits, hidden)`` for a whole gold input sequence, and
@@ -136,7 +137,7 @@ class GRUDecoder(nn.Module):
 class TransformerDecoder(nn.Module):
     """Causal Transformer decoder (pre-norm) with cross-attention to the encoder memory."""
 
-    recurrent = False  # a step re-runs the whole prefix
+    recurrent = False  # parallel over positions when the inputs are known
 
     def __init__(self, n_out: int, cfg: ModelConfig, max_len: int = 64) -> None:
         super().__init__()
@@ -168,16 +169,29 @@ class TransformerDecoder(nn.Module):
         return self.out(h), h
 
     def start(self, memory, mask):
-        return memory.new_zeros((memory.size(0), 0), dtype=torch.long)
+        # per layer, the layer inputs at every position so far (a cache of the prefix)
+        return [memory.new_zeros((memory.size(0), 0, memory.size(2))) for _ in self.layers.layers]
 
     def step(self, token, state, memory, mask):
-        state = torch.cat([state, token.unsqueeze(1)], 1)  # the prefix so far
-        logits, hidden = self.teacher(state, memory, mask)
-        return logits[:, -1], hidden[:, -1], state
+        """One position, attending over the cached prefix: the same computation as the
+        pre-norm layers of ``teacher`` restricted to the last position."""
+        t = state[0].size(1)
+        h = self.emb(token.unsqueeze(1)) * self.scale + self.pos[t : t + 1]
+        new_state = []
+        for layer, cache in zip(self.layers.layers, state, strict=True):
+            cache = torch.cat([cache, h], 1)
+            new_state.append(cache)
+            prefix = layer.norm1(cache)
+            attn = layer.self_attn(prefix[:, -1:], prefix, prefix, need_weights=False)[0]
+            h = h + layer.dropout1(attn)
+            h = h + layer._mha_block(layer.norm2(h), memory, None, mask)
+            h = h + layer._ff_block(layer.norm3(h))
+        h = self.norm(h)
+        return self.out(h)[:, 0], h[:, 0], new_state
 
     @staticmethod
     def reorder(state, index):
-        return state[index]
+        return [cache[index] for cache in state]
 
 
 def _sinusoids(n: int, dim: int) -> torch.Tensor:
