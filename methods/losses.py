@@ -437,3 +437,12 @@ class ProxyAnchorLoss(_ProxyLoss):
         self._check_labels(labels)
         loss = proxy_anchor(embeddings, self.proxies, labels, self.alpha, self.delta)
         return MetricLossOutput(loss, None)
+
+
+@register("loss", "untrained")
+class Untrained(MetricLoss):
+    """The baseline row: no loss, no training. Tasks evaluate the randomly initialised
+    encoder as it is; calling this loss is an error."""
+
+    def compute(self, embeddings, labels, tuples) -> MetricLossOutput:
+        raise RuntimeError("the 'untrained' baseline is never trained; do not call its loss")

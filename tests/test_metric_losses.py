@@ -34,7 +34,12 @@ def unit(*v):
 
 
 def test_every_registered_loss_is_listed_here():
-    assert set(registry.names("loss")) == set(LOSSES)
+    assert set(registry.names("loss")) == set(LOSSES) | {"untrained"}
+
+
+def test_the_untrained_baseline_refuses_to_train():
+    with pytest.raises(RuntimeError, match="never trained"):
+        make("untrained")(torch.zeros(2, 2), torch.tensor([0, 1]))
 
 
 @pytest.mark.parametrize("name", LOSSES)

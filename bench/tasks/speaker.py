@@ -33,7 +33,7 @@ from bench.store import Cell, Record
 from bench.tasks.base import CellResult, Figure, RunContext, Task
 from methods.losses import MetricLoss
 
-UNTRAINED = "untrained"  # the baseline row's "loss": the random-init encoder, no training
+UNTRAINED = "untrained"  # the baseline row (registered loss "untrained"): random init, no training
 LOSS_KWARGS = {"proxy_nca": {"scale": 8.0}}  # Proxy-NCA++'s softmax scale (1/τ, τ ≈ 1/9)
 ROWS = {  # per suite scale: (loss, miner) rows besides the untrained baseline
     "quick": (
