@@ -36,6 +36,8 @@ REGISTERING_MODULES: tuple[str, ...] = (
     "methods.miners",
     "bench.tasks.speaker",
     "bench.tasks.prosody",
+    "methods.augment",
+    "bench.tasks.augment",
 )
 
 

@@ -104,6 +104,10 @@ METRICS: dict[str, MetricSpec] = {
     "macro_f1": MetricSpec(True, "%", 100, 1.0, "macro-averaged F1 over classes"),
     "ece_before": MetricSpec(False, "%", 100, 0.5, "ECE of the classifier, uncalibrated"),
     "ece_after": MetricSpec(False, "%", 100, 0.5, "ECE after temperature scaling on valid"),
+    # augmentation ablation (bench.tasks.augment): tone-of-voice accuracy per test condition
+    "acc_clean": MetricSpec(True, "%", 100, 1.0, "accuracy on the clean test audio"),
+    "acc_noisy": MetricSpec(True, "%", 100, 1.0, "accuracy on test audio with noise at 5 dB"),
+    "acc_speed": MetricSpec(True, "%", 100, 1.0, "accuracy on test audio sped up ×1.15"),
 }
 
 TIMING_UNITS: dict[str, MetricSpec] = {

@@ -1,0 +1,212 @@
+"""Data-augmentation ablation: tone-of-voice accuracy on clean and shifted test audio.
+
+The same small log-mel encoder as bench.tasks.speaker, with a linear classifier head, is
+trained with cross-entropy on the embedded corpus's four prosody classes ("tone of voice")
+on seen speakers (bench.tasks.prosody's seeded 60/20/20 split of every speaker's
+utterances; the valid part is unused). Each cell trains with one registered augmentation
+(methods/augment.py: none, noise, speed, specaugment), applied to every training crop, and
+is scored on three versions of the same test utterances: clean, noisy (coloured noise at
+``test_snr_db``, seeded independently of the cell's seed so every cell sees the same test
+set) and speed-changed (``test_speed``, which also shifts the pitch). Baseline: none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench import harness, registry
+from bench.config import build_config
+from bench.data import synthetic
+from bench.models.frontends import LogMel
+from bench.registry import register
+from bench.store import Cell, Record
+from bench.tasks.base import CellResult, Figure, RunContext, Task
+from bench.tasks.prosody import seen_speaker_splits
+from bench.tasks.speaker import Encoder, class_indices, pad, torch_threads
+from methods.augment import add_noise, change_speed
+
+HOP = 160  # samples per log-mel frame (10 ms at 16 kHz)
+TEST_NOISE_KINDS = ("white", "pink", "brown")
+TEST_SEED = 12345  # the shifted test sets are the same for every cell
+
+
+@dataclass
+class AugmentConfig:
+    corpus: str = "quick"  # the embedded corpus scale
+    steps: int = 150  # training updates
+    batch_size: int = 32
+    crop_frames: int = 100  # training crops, 10 ms frames
+    n_mels: int = 40
+    channels: int = 64  # conv channels of the encoder
+    embedding_dim: int = 64
+    lr: float = 1e-3  # Adam
+    eval_every: int = 50  # steps between points of the train-loss / test-accuracy curve
+    test_snr_db: float = 5.0  # noisy test set
+    test_speed: float = 1.15  # speed-changed test set (pitch and tempo × 1.15)
+
+    def validate(self) -> None:
+        if min(self.steps, self.batch_size, self.crop_frames, self.eval_every) < 1:
+            raise ValueError(f"invalid augment config: {self}")
+        if self.test_speed <= 0:
+            raise ValueError(f"test_speed must be positive, got {self.test_speed}")
+
+
+SCALE_CONFIGS = {
+    "quick": {"corpus": "quick", "steps": 150},
+    "default": {"corpus": "default", "steps": 400, "eval_every": 100},
+    "full": {"corpus": "full", "steps": 3000, "eval_every": 500},
+}
+
+
+class Classifier(nn.Module):
+    def __init__(self, config: AugmentConfig, n_classes: int) -> None:
+        super().__init__()
+        self.encoder = Encoder(config.n_mels, config.channels, config.embedding_dim)
+        self.head = nn.Linear(config.embedding_dim, n_classes)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.encoder(x, lengths)))
+
+
+def load_audio(corpus: str) -> tuple[list, list[torch.Tensor]]:
+    """All utterances of the corpus (every split, English and Latvian) and their audio."""
+    utts, audio = [], []
+    for split in ("train", "valid", "test"):
+        for language in ("en", "lv"):
+            us, au = synthetic.load_split(corpus, split, language)
+            utts += us
+            audio += [torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in au]
+    return utts, audio
+
+
+def crop_wave(x: torch.Tensor, n: int, rng: np.random.Generator) -> torch.Tensor:
+    """A random ``n``-sample crop (short signals are tiled to length)."""
+    if len(x) < n:
+        x = x.repeat(n // len(x) + 1)
+    start = int(rng.integers(0, len(x) - n + 1))
+    return x[start : start + n]
+
+
+def shifted_test_sets(audio: list[torch.Tensor], config: AugmentConfig) -> dict[str, list]:
+    rng = np.random.default_rng(TEST_SEED)
+    noisy = [
+        add_noise(a, config.test_snr_db, TEST_NOISE_KINDS[i % len(TEST_NOISE_KINDS)], rng)
+        for i, a in enumerate(audio)
+    ]
+    return {
+        "clean": audio,
+        "noisy": noisy,
+        "speed": [change_speed(a, config.test_speed) for a in audio],
+    }
+
+
+@torch.no_grad()
+def accuracy(model: Classifier, feats: list[torch.Tensor], y: np.ndarray, device) -> float:
+    model.eval()
+    preds = []
+    for s in range(0, len(feats), 64):
+        x, lengths = pad(feats[s : s + 64])
+        preds.append(model(x.to(device), lengths.to(device)).argmax(1).cpu())
+    return float((torch.cat(preds).numpy() == y).mean())
+
+
+@register("task", "augment")
+class AugmentTask(Task):
+    """Augmentation ablation (none/noise/speed/specaugment) -> clean and shifted accuracy."""
+
+    title = "Data augmentation ablation: tone-of-voice accuracy, clean vs shifted test audio"
+    families = ("augment",)
+    defaults = {"augment": ("none", "noise", "speed", "specaugment")}
+    baseline = {"augment": "none"}
+    table_metrics = ("acc_clean", "acc_noisy", "acc_speed")
+    suite_seeds = {"quick": 1}
+
+    def config(self, scale: str) -> dict:
+        if scale not in SCALE_CONFIGS:
+            raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALE_CONFIGS)}")
+        return asdict(build_config(AugmentConfig, SCALE_CONFIGS[scale]))
+
+    def dataset_card(self, config: dict) -> str:
+        return synthetic.card(synthetic.ensure_corpus(config["corpus"]))
+
+    def run(self, cell: Cell, ctx: RunContext) -> CellResult:
+        with torch_threads(1 if ctx.device.type == "cpu" else torch.get_num_threads()):
+            return self._run(cell, ctx)
+
+    def _run(self, cell: Cell, ctx: RunContext) -> CellResult:
+        config = build_config(AugmentConfig, cell.config)
+        device = ctx.device
+        utts, audio = load_audio(config.corpus)
+        labels, classes = class_indices([u.prosody for u in utts])
+        parts = seen_speaker_splits(utts)
+        train_audio = [audio[i] for i in parts["train"]]
+        y_train, y_test = labels[parts["train"]], labels[parts["test"]]
+        logmel = LogMel(n_mels=config.n_mels)
+        tests = {
+            k: [logmel(a) for a in v]
+            for k, v in shifted_test_sets([audio[i] for i in parts["test"]], config).items()
+        }
+
+        harness.seed_everything(cell.seed)
+        rng = np.random.default_rng(cell.seed)
+        augmentation = registry.get("augment", cell.method["augment"])()
+        model = Classifier(config, len(classes))
+        frames = torch.cat([logmel(a) for a in train_audio])  # clean-train normalisation
+        model.encoder.mean.copy_(frames.mean(0))
+        model.encoder.std.copy_(frames.std(0) + 1e-5)
+        model = model.to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        n_samples = config.crop_frames * HOP
+        curves: dict[str, list] = {"step": [], "train_loss": [], "test_acc_clean": []}
+        timer = harness.StepTimer(device, skip=min(3, config.steps // 4))
+        bar = ctx.progress(range(config.steps), desc=cell.method["augment"], unit="step")
+        for step in bar:
+            model.train()
+            idx = rng.integers(0, len(train_audio), size=config.batch_size)
+            with timer.step(items=len(idx)):
+                batch = []
+                for i in idx:
+                    # a slightly longer crop, so a speed-up still fills the window
+                    wave = crop_wave(train_audio[i], int(n_samples * 1.2), rng)
+                    if augmentation.domain == "wave":
+                        wave = augmentation(wave, rng)
+                    feat = logmel(crop_wave(wave, n_samples, rng))[: config.crop_frames]
+                    if augmentation.domain == "spec":
+                        feat = augmentation(feat, rng)
+                    batch.append(feat)
+                x = torch.stack(batch).to(device)
+                y = torch.as_tensor(y_train[idx]).to(device)
+                with ctx.autocast():
+                    logits = model(x, torch.full((len(idx),), x.shape[1], device=device))
+                loss = nn.functional.cross_entropy(logits.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            curves["train_loss"].append(loss.item())
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+                curves["step"].append(step + 1)
+                curves["test_acc_clean"].append(accuracy(model, tests["clean"], y_test, device))
+        metrics = {f"acc_{k}": accuracy(model, v, y_test, device) for k, v in tests.items()}
+        metrics["parameters"] = sum(p.numel() for p in model.parameters())
+        step_t = timer.summary()
+        timing = {
+            "train_samples_per_s": timer.items_per_s(),
+            "step_ms_median": step_t.median_ms if step_t else None,
+            "peak_mem_mb": harness.peak_memory_mb(device),
+        }
+        curves["classes"] = classes
+        return CellResult(metrics=metrics, curves=curves, timing=timing)
+
+    def figures(self, records: list[Record], fig_dir: Path) -> Iterator[Figure]:
+        try:
+            from bench.report import augment_figures
+        except ImportError:
+            return
+        yield from augment_figures.draw(records, fig_dir)
