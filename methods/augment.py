@@ -9,7 +9,7 @@ from the numpy Generator passed in, so the same seed gives the same output.
   [snr_low, snr_high] dB, mixed with bench.data.noise.mix_at_snr (active-speech level).
 - ``speed``: speed perturbation by resampling, Ko et al., "Audio augmentation for speech
   recognition" (Interspeech 2015): factor f from (0.9, 1.0, 1.1); the output has
-  round(S / f) samples and pitch and tempo both scale by f.
+  ceil(S / f) samples and pitch and tempo both scale by f.
 - ``specaugment``: frequency and time masking, Park et al., "SpecAugment" (Interspeech
   2019): ``freq_masks`` bands of width ~U[0, F] and ``time_masks`` spans of width
   ~U[0, T] (at most ``max_time_ratio`` of the frames), filled with the utterance mean.
@@ -91,7 +91,7 @@ class SpeedPerturb(Augmentation):
 
 
 def change_speed(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """Play ``x`` ``factor`` times faster: round(S / factor) samples, pitch × factor."""
+    """Play ``x`` ``factor`` times faster: ceil(S / factor) samples, pitch × factor."""
     if factor == 1.0:
         return x
     # reading the signal as if sampled at factor·sr and resampling to sr
