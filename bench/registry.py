@@ -38,6 +38,7 @@ REGISTERING_MODULES: tuple[str, ...] = (
     "bench.tasks.prosody",
     "methods.augment",
     "bench.tasks.augment",
+    "bench.tasks.digits_metric",
 )
 
 
