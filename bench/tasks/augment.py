@@ -205,8 +205,6 @@ class AugmentTask(Task):
         return CellResult(metrics=metrics, curves=curves, timing=timing)
 
     def figures(self, records: list[Record], fig_dir: Path) -> Iterator[Figure]:
-        try:
-            from bench.report import augment_figures
-        except ImportError:
-            return
+        from bench.report import augment_figures
+
         yield from augment_figures.draw(records, fig_dir)
