@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 
 from bench.store import Cell, Record
-from bench.sweep import run_cell
+from bench.sweep import new_record, run_cell
 from bench.tasks.base import RunContext
 
 EXECUTORS = ("local", "ray")
@@ -26,18 +26,7 @@ EXECUTORS = ("local", "ray")
 
 def failed_record(cell: Cell, run_id: str, env: dict, error: str) -> Record:
     """The record of a cell whose worker died (the cell itself never reported)."""
-    return Record(
-        run_id=run_id,
-        task=cell.task,
-        method=dict(cell.method),
-        config=cell.config,
-        seed=cell.seed,
-        scale=cell.scale,
-        env=env,
-        status="failed",
-        error=error,
-        cell_key=cell.key,
-    )
+    return new_record(cell, run_id, env, status="failed", error=error)
 
 
 def _worker(cell: Cell, ctx: RunContext, run_id: str, env: dict, threads: int) -> Record:

@@ -137,12 +137,10 @@ def _data_hash(task, config: dict) -> str | None:
     return _DATA_HASHES[key]
 
 
-def run_cell(cell: Cell, ctx: RunContext, run_id: str, env: dict) -> Record:
-    """Run one cell and return its record; an exception becomes a failed record."""
-    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    t0 = time.perf_counter()
+def new_record(cell: Cell, run_id: str, env: dict, **fields) -> Record:
+    """The record of ``cell`` before it runs (``fields`` set status, error, started...)."""
     task = get_task(cell.task)
-    record = Record(
+    return Record(
         run_id=run_id,
         task=cell.task,
         method=dict(cell.method),
@@ -150,9 +148,17 @@ def run_cell(cell: Cell, ctx: RunContext, run_id: str, env: dict) -> Record:
         seed=cell.seed,
         scale=cell.scale,
         env={**env, "task_version": task.version, "data_hash": _data_hash(task, cell.config)},
-        started=started,
         cell_key=cell.key,
+        **fields,
     )
+
+
+def run_cell(cell: Cell, ctx: RunContext, run_id: str, env: dict) -> Record:
+    """Run one cell and return its record; an exception becomes a failed record."""
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    task = get_task(cell.task)
+    record = new_record(cell, run_id, env, started=started)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
