@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.registry import register
-from methods.losses import info_nce, proxy_nca, squared_distance, triplet_margin
+from methods.losses import proxy_nca, squared_distance, triplet_margin
 
 __all__ = [
     "Contrastive",
@@ -81,11 +81,14 @@ class Contrastive(SSLObjective):
         *,
         negative_mask: torch.Tensor | None = None,
     ) -> ObjectiveOutput:
-        loss = info_nce(context, targets, negatives, self.kappa, negative_mask)  # eq. 3
+        _check_negatives(context, targets, negatives, negative_mask)
+        pos, neg = _cosine_logits(context, targets, negatives, self.kappa)  # sim/κ
+        if negative_mask is not None:
+            neg = neg.masked_fill(~negative_mask, float("-inf"))
+        # eq. 3 as info_nce: log(e^pos + Σ e^neg) − pos; a row without negatives gives 0
+        loss = torch.logaddexp(pos, torch.logsumexp(neg, dim=1)) - pos
         with torch.no_grad():
-            sim_pos = F.cosine_similarity(context, targets, dim=-1)
-            sim_neg = F.cosine_similarity(context.unsqueeze(1), negatives, dim=-1)
-            correct = _positive_wins(sim_pos, sim_neg, negative_mask)
+            correct = _positive_wins(pos, neg, None)  # same logits, ordered as sim (κ > 0)
         return ObjectiveOutput(loss=_mean(loss), accuracy=_rate(correct))
 
 
@@ -329,6 +332,47 @@ def sample_negatives(
 
 
 # ---- helpers ------------------------------------------------------------------------------
+def _cosine_logits(
+    context: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor, kappa: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """sim/κ of each context row with its target (N,) and its negatives (N, K).
+
+    sim(c, q) = c·q / (max(‖c‖, ε) max(‖q‖, ε)), ε = 1e-8, as ``F.cosine_similarity``, but
+    the (N, K, D) negatives are only read (a batched mat-vec and a norm), never broadcast
+    against the context or concatenated with the targets: on the CPU that is several times
+    faster, forward and backward, than cosine_similarity over an (N, 1+K, D) candidate set.
+    """
+    eps = 1e-8
+    c = context / torch.linalg.vector_norm(context, dim=-1, keepdim=True).clamp_min(eps)  # ĉ
+    pos = (c * targets).sum(dim=-1) / torch.linalg.vector_norm(targets, dim=-1).clamp_min(eps)
+    dots = torch.bmm(negatives, c.unsqueeze(-1)).squeeze(-1)  # ĉ·q̃ (N, K)
+    neg = dots / torch.linalg.vector_norm(negatives, dim=-1).clamp_min(eps)
+    return pos / kappa, neg / kappa
+
+
+def _check_negatives(
+    context: torch.Tensor,
+    targets: torch.Tensor,
+    negatives: torch.Tensor,
+    negative_mask: torch.Tensor | None,
+) -> None:
+    if context.dim() != 2 or targets.shape != context.shape:
+        raise ValueError(
+            f"context and targets must both be (N, D); got {tuple(context.shape)} and "
+            f"{tuple(targets.shape)}"
+        )
+    n, dim = context.shape
+    if negatives.dim() != 3 or negatives.shape[0] != n or negatives.shape[2] != dim:
+        raise ValueError(f"negatives must be ({n}, K, {dim}); got {tuple(negatives.shape)}")
+    if negative_mask is not None and (
+        negative_mask.dtype != torch.bool or negative_mask.shape != negatives.shape[:2]
+    ):
+        raise ValueError(
+            f"negative_mask must be a bool tensor of shape {tuple(negatives.shape[:2])}; got "
+            f"{negative_mask.dtype} {tuple(negative_mask.shape)}"
+        )
+
+
 def _positive_wins(
     score_pos: torch.Tensor, score_neg: torch.Tensor, negative_mask: torch.Tensor | None
 ) -> torch.Tensor:
