@@ -20,7 +20,7 @@ from bench.sweep import SUITES, SweepSummary, default_run_dir, expand, parse_met
 from bench.sweep_file import expand_sweep, load_sweep
 from bench.tasks.base import RunContext
 
-SUBCOMMANDS = ("run", "report", "compare", "calibrate", "data")
+SUBCOMMANDS = ("run", "report", "compare", "calibrate", "data", "speed")
 
 
 class UsageError(Exception):
@@ -164,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cal.add_argument("--methods", default=None, help="e.g. calibrator=none,calibrator=temperature")
     _add_common(cal)
+
+    from bench.speed import command as speed_command
+
+    speed_command.add_parser(sub)
     return parser
 
 
@@ -182,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_calibrate(args)
         if args.command == "data":
             return cmd_data(args)
+        if args.command == "speed":
+            from bench.speed import command as speed_command
+
+            return speed_command.run(args)
         return cmd_run(args)
     except (UsageError, ValueError, FileNotFoundError, LookupError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -213,6 +213,121 @@ def measured_peak_flops(device: torch.device, amp: str = "off", size: int = 1024
     return _PEAK_FLOPS[key]
 
 
+def mfu(
+    flops_per_call: int | None, median_ms: float, device: torch.device, amp: str = "off"
+) -> float | None:
+    """Model FLOPs utilisation: counted FLOP/s over the measured peak (None if unknown)."""
+    if not flops_per_call or median_ms <= 0:
+        return None
+    return flops_per_call / (median_ms / 1e3) / measured_peak_flops(device, amp)
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads (None: leave as is) and return the number in effect."""
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads {threads}: give a positive number of threads")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def prepare_step(
+    fn: Callable[[], object],
+    device: torch.device,
+    *,
+    amp: str = "off",
+    compile: bool = False,
+    cuda_graph: bool = False,
+    warmup: int = 3,
+) -> Callable[[], object]:
+    """The callable that is timed: ``fn`` under AMP, optionally compiled, optionally a CUDA graph.
+
+    The same code serves CPU and cuda; only CUDA graphs need a cuda device. A graph replays
+    the kernels ``fn`` launched while captured, so ``fn`` must work on tensors made once
+    (as speed cases do) and must not synchronize with the host.
+    """
+    check_amp(device, amp)
+    if cuda_graph and device.type != "cuda":
+        raise ValueError("--cuda-graphs needs a cuda device; drop it on the CPU")
+    step = torch.compile(fn) if compile else fn
+
+    def amp_step() -> object:
+        with autocast(device, amp):
+            return step()
+
+    if not cuda_graph:
+        return amp_step
+    side = torch.cuda.Stream(device)  # capture needs warm-up on a side stream
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(max(1, warmup)):
+            amp_step()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = amp_step()
+
+    def replay() -> object:
+        graph.replay()
+        return out
+
+    return replay
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence C-level writes to stderr (the profiler's start/stop log lines) for a block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def peak_memory_of(fn: Callable[[], object], device: torch.device) -> float | None:
+    """Peak memory (MB) that one call of ``fn`` allocates above what was live before it.
+
+    cuda: the caching allocator's peak. CPU: the peak of torch's CPU allocations, read from
+    the profiler's memory events, plus the peak of the Python heap (numpy arrays, lists)
+    from tracemalloc; memory of other processes (e.g. a scoring pool) is not seen. None when
+    the profiler gives no memory events.
+    """
+    if device.type == "cuda":
+        synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        synchronize(device)
+        return max(0, torch.cuda.max_memory_allocated(device) - base) / 2**20
+    import tracemalloc
+
+    from torch.profiler import ProfilerActivity, profile
+
+    with (
+        _quiet_native_stderr(),
+        profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof,
+    ):
+        tracemalloc.start()
+        try:
+            fn()
+            _, python_peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    try:
+        events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    except AttributeError:  # the profiler's private result API moved
+        return None
+    live = torch_peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        live += event.nbytes()
+        torch_peak = max(torch_peak, live)
+    return (torch_peak + python_peak) / 2**20
+
+
 def _git_commit() -> str | None:
     root = Path(__file__).resolve().parent.parent
     try:

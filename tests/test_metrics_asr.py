@@ -22,3 +22,26 @@ def test_empty_hypothesis_counts_deletions_and_errors_are_clear():
         token_error_rate([["a"]], [])
     with pytest.raises(ValueError, match="every reference is empty"):
         token_error_rate([[]], [["a"]])
+
+
+def test_counts_equal_jiwer_on_random_corpora():
+    """Same S/D/I split as jiwer (both use rapidfuzz's edit script), tokens with repeats."""
+    import random
+
+    import jiwer
+
+    rng = random.Random(0)
+    vocab = [f"w{i}" for i in range(12)]
+    refs = [[rng.choice(vocab) for _ in range(rng.randint(1, 15))] for _ in range(300)]
+    hyps = []
+    for ref in refs:
+        hyp = [t if rng.random() > 0.3 else rng.choice(vocab) for t in ref if rng.random() > 0.1]
+        hyps.append(hyp + [rng.choice(vocab) for _ in range(rng.randint(0, 2))])
+    ours = token_error_rate(refs, hyps)
+    peer = jiwer.process_words([" ".join(r) for r in refs], [" ".join(h) for h in hyps])
+    assert (ours.substitutions, ours.deletions, ours.insertions) == (
+        peer.substitutions,
+        peer.deletions,
+        peer.insertions,
+    )
+    assert ours.rate == pytest.approx(peer.wer)

@@ -384,9 +384,16 @@ def test_calibration_metrics_keys_and_agreement():
 
 
 def test_check_probs_labels_converts():
+    """float32 probs stay float32 (no N x K float64 copy); integers and halves are widened;
+    the per-sample statistics are float64 whatever the input dtype."""
     p, y = check_probs_labels(np.array([[0.25, 0.75]], dtype=np.float32), np.array([1], np.int32))
-    assert p.dtype == torch.float64 and y.dtype == torch.int64
+    assert p.dtype == torch.float32 and y.dtype == torch.int64
     assert p.tolist() == [[0.25, 0.75]] and y.tolist() == [1]
+    assert check_probs_labels(np.array([[0, 1]]), np.array([1]))[0].dtype == torch.float64
+    half = torch.tensor([[0.25, 0.75]], dtype=torch.float16)
+    assert check_probs_labels(half, torch.tensor([1]))[0].dtype == torch.float32
+    conf, correct = confidence_and_correct(half, torch.tensor([1]))
+    assert conf.dtype == correct.dtype == torch.float64
 
 
 GOOD_P = np.array([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])

@@ -1,8 +1,10 @@
 """Calibration and selective-prediction metrics for classifiers.
 
 Every public function takes ``probs`` (N, K) class probabilities (rows sum to 1) and
-``labels`` (N,) integer class ids, as torch tensors or numpy arrays, computes in float64
-torch on the input's device, and returns python floats as fractions (not percent).
+``labels`` (N,) integer class ids, as torch tensors or numpy arrays, computes on the
+input's device, and returns python floats as fractions (not percent). Probabilities keep
+their float dtype (argmax and max are exact in any dtype, and a float64 copy of a large
+N x K matrix costs more than the metric); every per-sample statistic and sum is float64.
 
 Each metric is a thin wrapper: convert (and, unless ``validate=False``, check) the inputs
 once with :func:`check_probs_labels`, then call a small private core that works on
@@ -66,14 +68,21 @@ def _as_tensor(x: Any, device: torch.device | None = None) -> Tensor:
     return t if device is None else t.to(device)
 
 
+def _float(p: Tensor) -> Tensor:
+    """float32/float64 kept as they are; half precision to float32, integers to float64."""
+    if p.dtype in (torch.float32, _F64):
+        return p
+    return p.float() if p.is_floating_point() else p.to(_F64)
+
+
 def _convert(probs: Any, labels: Any) -> tuple[Tensor, Tensor]:
-    """Unchecked conversion: float64 probs and int64 labels on the probs' device."""
-    p = _as_tensor(probs).to(_F64)
+    """Unchecked conversion: float probs and int64 labels on the probs' device."""
+    p = _float(_as_tensor(probs))
     return p, _as_tensor(labels, p.device).long()
 
 
 def check_probs_labels(probs: Any, labels: Any) -> tuple[Tensor, Tensor]:
-    """Convert and check inputs; return float64 probs (N, K) and int64 labels (N,).
+    """Convert and check inputs; return float probs (N, K) and int64 labels (N,).
 
     Raises ValueError naming the problem and the fix, so a caller who passes logits,
     one-hot labels or NaNs learns why instead of getting a silently wrong number.
@@ -105,9 +114,9 @@ def check_probs_labels(probs: Any, labels: Any) -> tuple[Tensor, Tensor]:
         )
     if p.is_complex():
         raise ValueError(f"probs must be real, got dtype {p.dtype}; pass probs.real if intended")
-    p = p.to(_F64)
+    p = _float(p)
     y = y.long()
-    row_sum = p.sum(dim=1)
+    row_sum = p.sum(dim=1)  # in p's dtype: accurate to far below ROW_SUM_TOL, and fast
     if not bool(torch.isfinite(row_sum).all()):  # cheaper than isfinite(p) on N*K values
         bad = (~torch.isfinite(p)).any(dim=1).nonzero()
         if len(bad):  # else finite entries overflowed the sum: the row-sum check reports it
@@ -151,17 +160,17 @@ def _check_n_bins(n_bins: int) -> int:
 
 
 def _conf_correct(p: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    pred = p.argmax(dim=1)  # first maximal index on ties
-    conf = p.gather(1, pred[:, None]).squeeze(1)
-    return conf, (pred == y).to(_F64)
+    conf, pred = p.max(dim=1)  # first maximal index on ties, as argmax
+    return conf.to(_F64), (pred == y).to(_F64)
 
 
 def _nll_core(p: Tensor, y: Tensor, eps: float) -> float:
-    return float(-p.gather(1, y[:, None]).clamp_min(eps).log().mean())
+    return float(-p.gather(1, y[:, None]).to(_F64).clamp_min(eps).log().mean())
 
 
 def _brier_core(p: Tensor, y: Tensor) -> float:
     # sum_k (p_k - y_k)^2 == sum_k p_k^2 - 2 p_y + 1, without building the one-hot matrix
+    p = p.to(_F64)
     per_sample = (p * p).sum(dim=1) - 2.0 * p.gather(1, y[:, None]).squeeze(1) + 1.0
     return float(per_sample.clamp_min(0.0).mean())
 

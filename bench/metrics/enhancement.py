@@ -21,10 +21,11 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -162,6 +163,32 @@ def shutdown_pools() -> None:
     _POOLS.clear()
 
 
+def _pool_map(job: Callable[[Any], Any], jobs: list, workers: int | None) -> list:
+    """``job`` over ``jobs`` in order, on the reused pool (``workers`` <= 1: in this process).
+
+    A broken pool (a worker killed) is replaced once; if it breaks again the rest is done
+    in this process with a warning, so a run does not lose its scores.
+    """
+    workers = default_workers() if workers is None else workers
+    if workers <= 1 or len(jobs) <= 1:
+        return [job(j) for j in jobs]
+    chunk = max(1, math.ceil(len(jobs) / (4 * workers)))
+    try:
+        return list(get_pool(workers).map(job, jobs, chunksize=chunk))
+    except BrokenProcessPool:
+        _POOLS.pop(workers, None)
+        try:
+            return list(get_pool(workers).map(job, jobs, chunksize=chunk))
+        except BrokenProcessPool:
+            _POOLS.pop(workers, None)
+            warnings.warn(
+                "the scoring process pool broke twice; scoring in this process instead",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return [job(j) for j in jobs]
+
+
 def score_utterances(
     cleans: Sequence[np.ndarray],
     estimates: Sequence[np.ndarray],
@@ -175,24 +202,33 @@ def score_utterances(
         (np.asarray(c, np.float32), np.asarray(e, np.float32), sample_rate)
         for c, e in zip(cleans, estimates, strict=True)
     ]
-    workers = default_workers() if workers is None else workers
-    if workers <= 1 or len(jobs) <= 1:
-        return [_score_job(j) for j in jobs]
-    chunk = max(1, math.ceil(len(jobs) / (4 * workers)))
+    return _pool_map(_score_job, jobs, workers)
+
+
+def _pesq_job(args: tuple[np.ndarray, np.ndarray, int, str]) -> float | None:
     try:
-        return list(get_pool(workers).map(_score_job, jobs, chunksize=chunk))
-    except BrokenProcessPool:  # a worker died (e.g. killed): one fresh pool, then in-process
-        _POOLS.pop(workers, None)
-        try:
-            return list(get_pool(workers).map(_score_job, jobs, chunksize=chunk))
-        except BrokenProcessPool:
-            _POOLS.pop(workers, None)
-            warnings.warn(
-                "the PESQ process pool broke twice; scoring in this process instead",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            return [_score_job(j) for j in jobs]
+        return pesq_score(*args)
+    except Exception:  # noqa: BLE001 (pesq raises its own and C-level errors)
+        return None
+
+
+def pesq_scores(
+    references: Sequence[np.ndarray],
+    degraded: Sequence[np.ndarray],
+    sample_rate: int,
+    mode: str = "wb",
+    workers: int | None = None,
+) -> list[float | None]:
+    """PESQ of every pair, in order (None where pesq fails), on the run's reused pool."""
+    if len(references) != len(degraded):
+        raise ValueError(f"{len(references)} references but {len(degraded)} degraded signals")
+    if mode not in PESQ_RATES:
+        raise ValueError(f"PESQ mode {mode!r} is not one of {sorted(PESQ_RATES)}")
+    jobs = [
+        (np.asarray(r, np.float32), np.asarray(d, np.float32), sample_rate, mode)
+        for r, d in zip(references, degraded, strict=True)
+    ]
+    return _pool_map(_pesq_job, jobs, workers)
 
 
 @dataclass

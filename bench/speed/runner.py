@@ -1,0 +1,216 @@
+"""Run speed cases: ours and the peer alternately in one process, one row per case and size.
+
+Rows are appended to ``speed.jsonl`` as they finish, so an interrupted run keeps what it
+measured and a re-run with the same options skips rows already there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench import harness
+from bench.speed.case import SUITE_SIZES, PeerMissing, SpeedCase, Workload
+
+ROWS_FILE = "speed.jsonl"
+
+
+@dataclass(frozen=True)
+class SpeedOptions:
+    """How every row is timed (all recorded in the row)."""
+
+    device: torch.device
+    threads: int
+    warmup: int = 2
+    min_repeats: int = 3
+    max_repeats: int = 15
+    budget_s: float = 4.0  # timed seconds per row and side, which sets the repeats
+    amp: str = "off"
+    compile: bool = False
+    cuda_graph: bool = False
+    memory: bool = True
+    flops: bool = True
+
+    def key_fields(self) -> dict[str, Any]:
+        return {
+            "device": str(self.device),
+            "threads": self.threads,
+            "amp": self.amp,
+            "compile": self.compile,
+            "cuda_graph": self.cuda_graph,
+        }
+
+
+def row_key(case: str, size: str, options: SpeedOptions) -> str:
+    return json.dumps({"case": case, "size": size, **options.key_fields()}, sort_keys=True)
+
+
+def time_pair(ours: Callable, peer: Callable, options: SpeedOptions, first_s: float):
+    """Median/IQR of ours and of the peer, timed in alternation (ours, peer, ours, ...).
+
+    Alternating spreads any change in machine load over both sides, so their ratio is
+    fairer than two back-to-back blocks. Repeats fit ``budget_s`` given one call's time;
+    calls slower than half a second get no warm-up beyond the first call.
+    """
+    repeats = int(options.budget_s / max(first_s, 1e-6))
+    repeats = max(options.min_repeats, min(options.max_repeats, repeats))
+    for _ in range(options.warmup if first_s < 0.5 else 0):
+        ours()
+        peer()
+    samples: dict[str, list[float]] = {"ours": [], "peer": []}
+    for _ in range(repeats):
+        for side, fn in (("ours", ours), ("peer", peer)):
+            one = harness.time_fn(fn, options.device, warmup=0, repeats=1)
+            samples[side].append(one.median_ms)
+    return harness.summarize_ms(samples["ours"]), harness.summarize_ms(samples["peer"])
+
+
+def _first_call(fn: Callable, device: torch.device) -> tuple[Any, float]:
+    harness.synchronize(device)
+    t0 = time.perf_counter()
+    out = fn()
+    harness.synchronize(device)
+    return out, time.perf_counter() - t0
+
+
+def _agreement(work: Workload, ours_out: Any, peer_out: Any) -> str:
+    if work.agree is None:
+        return "n/a"
+    try:
+        work.agree(ours_out, peer_out)
+    except AssertionError as err:
+        return f"differs: {err}"
+    return "yes"
+
+
+def measure_row(case: SpeedCase, size: str, options: SpeedOptions) -> dict[str, Any]:
+    """One row: build the workload, check agreement, time both sides, memory and FLOPs."""
+    row: dict[str, Any] = {
+        "case": case.name,
+        "group": case.group,
+        "size": size,
+        "peer": case.peer,
+        "trained": case.trained,
+        **options.key_fields(),
+    }
+    try:
+        work = case.workload(size, options.device)
+    except PeerMissing as err:
+        return {**row, "status": "peer missing", "error": str(err)}
+    try:
+        ours = harness.prepare_step(
+            work.ours,
+            options.device,
+            amp=options.amp,
+            compile=options.compile,
+            cuda_graph=options.cuda_graph,
+        )
+        peer = harness.prepare_step(
+            work.peer,
+            options.device,
+            amp=options.amp,
+            compile=options.compile,
+            cuda_graph=options.cuda_graph,
+        )
+        ours_out, ours_s = _first_call(ours, options.device)
+        peer_out, peer_s = _first_call(peer, options.device)
+        row["agree"] = _agreement(work, ours_out, peer_out)
+        t_ours, t_peer = time_pair(ours, peer, options, max(ours_s, peer_s))
+        row.update(shape=work.shape, items=work.items, status="ok")
+        row["ours"] = {**t_ours.as_dict(), "items_per_s": work.items / (t_ours.median_ms / 1e3)}
+        row["peer_timing"] = {
+            **t_peer.as_dict(),
+            "items_per_s": work.items / (t_peer.median_ms / 1e3),
+        }
+        row["ratio"] = t_peer.median_ms / t_ours.median_ms
+        if options.memory:
+            row["ours"]["peak_mb"] = harness.peak_memory_of(ours, options.device)
+            row["peer_timing"]["peak_mb"] = harness.peak_memory_of(peer, options.device)
+        if options.flops and case.trained:
+            flops = harness.count_flops(work.ours)
+            row["ours"]["flops"] = flops
+            row["ours"]["mfu"] = harness.mfu(flops, t_ours.median_ms, options.device, options.amp)
+    except Exception as err:  # noqa: BLE001 (a failing row is reported, the run goes on)
+        return {
+            **row,
+            "status": "failed",
+            "error": f"{type(err).__name__}: {err}",
+            "traceback": traceback.format_exc(limit=8),
+        }
+    finally:
+        if "work" in locals() and work.teardown is not None:
+            work.teardown()
+    return row
+
+
+def load_rows(out_dir: Path) -> list[dict[str, Any]]:
+    path = Path(out_dir) / ROWS_FILE
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by a crash: measured again
+                continue
+    return rows
+
+
+def plan(cases: Iterable[SpeedCase], suite: str) -> list[tuple[SpeedCase, str]]:
+    if suite not in SUITE_SIZES:
+        raise ValueError(f"--size {suite!r} is not one of {sorted(SUITE_SIZES)}")
+    return [(c, s) for c in cases for s in SUITE_SIZES[suite] if s in c.sizes]
+
+
+def run(
+    cases: Iterable[SpeedCase],
+    suite: str,
+    options: SpeedOptions,
+    out_dir: Path,
+    progress: Callable[[Iterable], Iterable] | None = None,
+    force: bool = False,
+) -> list[dict[str, Any]]:
+    """Measure every (case, size) of ``suite``; rows already in ``out_dir`` are kept."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = (
+        {}
+        if force
+        else {
+            row_key(r["case"], r["size"], _options_of(r, options)): r
+            for r in load_rows(out_dir)
+            if r.get("status") in ("ok", "peer missing")
+        }
+    )
+    env = harness.capture_env(options.device)
+    rows = []
+    todo = plan(cases, suite)
+    for case, size in progress(todo) if progress else todo:
+        key = row_key(case.name, size, options)
+        if key in done:
+            rows.append(done[key])
+            continue
+        row = {**measure_row(case, size, options), "env": env, "time": time.time()}
+        with (out_dir / ROWS_FILE).open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        rows.append(row)
+    return rows
+
+
+def _options_of(row: dict[str, Any], options: SpeedOptions) -> SpeedOptions:
+    """The options a stored row was measured with (for matching it against this run)."""
+    return SpeedOptions(
+        device=torch.device(row.get("device", "cpu")),
+        threads=row.get("threads", 0),
+        amp=row.get("amp", "off"),
+        compile=row.get("compile", False),
+        cuda_graph=row.get("cuda_graph", False),
+    )
