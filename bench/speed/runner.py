@@ -100,11 +100,9 @@ def measure_row(case: SpeedCase, size: str, options: SpeedOptions) -> dict[str, 
         "trained": case.trained,
         **options.key_fields(),
     }
+    work = None
     try:
         work = case.workload(size, options.device)
-    except PeerMissing as err:
-        return {**row, "status": "peer missing", "error": str(err)}
-    try:
         ours = harness.prepare_step(
             work.ours,
             options.device,
@@ -137,6 +135,8 @@ def measure_row(case: SpeedCase, size: str, options: SpeedOptions) -> dict[str, 
             flops = harness.count_flops(work.ours)
             row["ours"]["flops"] = flops
             row["ours"]["mfu"] = harness.mfu(flops, t_ours.median_ms, options.device, options.amp)
+    except PeerMissing as err:
+        return {**row, "status": "peer missing", "error": str(err)}
     except Exception as err:  # noqa: BLE001 (a failing row is reported, the run goes on)
         return {
             **row,
@@ -145,7 +145,7 @@ def measure_row(case: SpeedCase, size: str, options: SpeedOptions) -> dict[str, 
             "traceback": traceback.format_exc(limit=8),
         }
     finally:
-        if "work" in locals() and work.teardown is not None:
+        if work is not None and work.teardown is not None:
             work.teardown()
     return row
 
