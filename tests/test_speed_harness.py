@@ -244,5 +244,6 @@ def test_cli_speed_prints_the_table_and_writes_rows(tmp_path, monkeypatch, capsy
     text = capsys.readouterr().out
     assert code == 0 and "cli op (vs peer lib)" in text and "1 torch threads" in text
     assert (out / "speed.md").read_text().startswith("# Speed")
+    assert (out / "speed.png").stat().st_size > 0 and (out / "speed.pdf").stat().st_size > 0
     assert len((out / runner.ROWS_FILE).read_text().splitlines()) == 2
     assert main(["speed", "--cuda-graphs", "--device", "cpu", "--out", str(out)]) == 2

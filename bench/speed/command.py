@@ -43,6 +43,7 @@ def add_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="measure again rows already in --out")
     p.add_argument("--list", action="store_true", help="list the cases and their sizes, then exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-figures", action="store_true", help="skip speed.pdf/png (time by size)")
 
 
 def select(cases: dict[str, SpeedCase], spec: str | None) -> list[SpeedCase]:
@@ -91,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
     )
     (out / "speed.md").write_text(text)
     print(text)
+    if not args.no_figures:
+        from bench.speed import figure
+
+        figure.draw(rows, out)
     slower = table.slower_rows(rows)
     if slower:
         names = ", ".join(f"{r['case']} [{r['size']}] {r['ratio']:.2f}" for r in slower)
@@ -98,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     bad = [r for r in rows if r.get("status") == "failed"]
     for r in bad:
         print(f"failed: {r['case']} [{r['size']}]: {r['error']}")
-    print(f"rows: {out / runner.ROWS_FILE}; table: {out / 'speed.md'}")
+    print(f"rows: {out / runner.ROWS_FILE}; table: {out / 'speed.md'}; figure: {out / 'speed.png'}")
     return 1 if bad else 0
 
 
