@@ -31,12 +31,14 @@ __all__ = [
     "MetricLossOutput",
     "Tuples",
     "info_nce",
+    "info_nce_logits",
     "pair_margin",
     "pairwise_squared_distance",
     "proxy_anchor",
     "proxy_nca",
     "squared_distance",
     "triplet_margin",
+    "triplet_margin_distances",
 ]
 
 TRIPLET_MINING = ("hardest", "random", "all")
@@ -62,10 +64,20 @@ def info_nce(
         raise ValueError(f"temperature must be > 0, got {temperature}")
     candidates = torch.cat([positive.unsqueeze(1), negatives], dim=1)  # (N, 1+K, D): [q, Q]
     logits = F.cosine_similarity(anchor.unsqueeze(1), candidates, dim=-1) / temperature  # sim/κ
+    return info_nce_logits(logits[:, 0], logits[:, 1:], negative_mask)
+
+
+def info_nce_logits(
+    positive: torch.Tensor, negatives: torch.Tensor, negative_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The InfoNCE step shared by ``info_nce`` and NT-Xent: −log softmax at the positive.
+
+    ``positive`` (N,) and ``negatives`` (N, K) are logits (sim/κ); L = log(e^pos + Σ e^neg)
+    − pos. Masked-out negatives get −inf; a row with none left has loss 0.
+    """
     if negative_mask is not None:
-        keep = torch.cat([negative_mask.new_ones(len(anchor), 1), negative_mask], dim=1)
-        logits = logits.masked_fill(~keep, float("-inf"))
-    return torch.logsumexp(logits, dim=1) - logits[:, 0]  # −log softmax(logits)[positive]
+        negatives = negatives.masked_fill(~negative_mask, float("-inf"))
+    return torch.logaddexp(positive, torch.logsumexp(negatives, dim=1)) - positive
 
 
 def squared_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -96,10 +108,32 @@ def triplet_margin(
     valid = _valid(negatives, negative_mask)  # (N, K)
     d_ap = squared_distance(anchor, positive)  # (N,)
     d_an = squared_distance(anchor.unsqueeze(1), negatives)  # (N, K)
-    has_negative = valid.any(dim=1)
+    return triplet_margin_distances(d_ap, d_an, valid, margin, mining, generator)
+
+
+def triplet_margin_distances(
+    d_ap: torch.Tensor,
+    d_an: torch.Tensor,
+    valid: torch.Tensor,
+    margin: float,
+    mining: str = "all",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The hinge and the negative pick of ``triplet_margin``, on distances (N,) and (N, K).
+
+    ``valid`` (N, K) marks the usable negatives: bool, or (mining "all" only) float 0/1.
+
+    Shared by the SSL core (distances to its own negatives) and the metric-learning
+    TripletLoss (rows of the batch's distance matrix, so no (N, K, D) tensor is built).
+    """
+    if mining not in TRIPLET_MINING:
+        raise ValueError(f"unknown mining {mining!r}; choose one of {', '.join(TRIPLET_MINING)}")
     if mining == "all":
-        hinge = F.relu(d_ap.unsqueeze(1) - d_an + margin) * valid  # max(0, d_ap − d_an + m)
-        return hinge.sum(dim=1) / valid.sum(dim=1).clamp(min=1)
+        # float 0/1 weights: products and float sums are much faster than bool ops on CPU
+        weight = valid if valid.is_floating_point() else valid.to(d_an.dtype)
+        hinge = F.relu(d_ap.unsqueeze(1) - d_an + margin) * weight  # max(0, d_ap − d_an + m)
+        return hinge.sum(dim=1) / weight.sum(dim=1).clamp(min=1)
+    has_negative = valid.any(dim=1)
     if mining == "hardest":
         pick = d_an.masked_fill(~valid, float("inf")).argmin(dim=1)  # closest valid negative
     else:  # "random": argmax of i.i.d. uniform scores over the valid entries is uniform
@@ -182,22 +216,29 @@ def proxy_anchor(
             f"proxy_anchor needs embeddings (N, D) and proxies (P, D); got "
             f"{tuple(embeddings.shape)} and {tuple(proxies.shape)}"
         )
-    sim = F.normalize(embeddings, dim=-1) @ F.normalize(proxies, dim=-1).T  # (N, P): s(x, p)
-    pos = labels.long().unsqueeze(1) == torch.arange(len(proxies), device=labels.device)
-    # log(1 + Σ e^z) = logsumexp over [0, z...]; masked-out entries get −inf
-    pos_terms = (-alpha * (sim - delta)).masked_fill(~pos, float("-inf"))
-    neg_terms = (alpha * (sim + delta)).masked_fill(pos, float("-inf"))
-    zero = sim.new_zeros(1, len(proxies))
-    pos_lse = torch.logsumexp(torch.cat([zero, pos_terms]), dim=0)  # (P,): 0 when no positive
-    neg_lse = torch.logsumexp(torch.cat([zero, neg_terms]), dim=0)
-    with_pos = pos.any(dim=0)
-    return pos_lse[with_pos].sum() / with_pos.sum().clamp(min=1) + neg_lse.mean()
+    labels = labels.long()
+    n_proxies = len(proxies)
+    xn, pn = F.normalize(embeddings, dim=-1), F.normalize(proxies, dim=-1)
+    # positive term: each x has one positive proxy, so it is a sum over N values grouped by
+    # label, log(1 + Σ e^v) = m + log(e^{−m} + Σ e^{v−m}) with m = max(0, v...) per proxy
+    sim = xn @ pn.T  # (N, P): s(x, p)
+    v = -alpha * (sim.gather(1, labels.unsqueeze(1)).squeeze(1) - delta)  # (N,): −α(s − δ)
+    with torch.no_grad():
+        shift = v.new_zeros(n_proxies).scatter_reduce(0, labels, v, "amax")  # m, ≥ 0
+    total = torch.exp(-shift).index_add(0, labels, torch.exp(v - shift[labels]))
+    pos_lse = shift + torch.log(total)  # (P,): 0 for a proxy without positive
+    with_pos = torch.bincount(labels, minlength=n_proxies) > 0
+    # negative term: dense over (N, P); positives masked to −inf; log(1 + e^lse) = softplus
+    own = labels.unsqueeze(1) == torch.arange(n_proxies, device=labels.device)
+    neg_terms = (alpha * (sim + delta)).masked_fill(own, float("-inf"))
+    neg_lse = F.softplus(torch.logsumexp(neg_terms, dim=0))  # (P,)
+    return pos_lse.sum() / with_pos.sum().clamp(min=1) + neg_lse.mean()
 
 
 def pairwise_squared_distance(x: torch.Tensor) -> torch.Tensor:
     """(N, N) matrix of d(x_i, x_j) = ‖x̂_i − x̂_j‖² = 2 − 2 cos, clamped at 0."""
     xn = F.normalize(x, dim=-1)
-    return (2 - 2 * xn @ xn.T).clamp(min=0)
+    return torch.addmm(xn.new_full((1,), 2.0), xn, xn.T, alpha=-2).clamp_(min=0)  # one pass
 
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -323,7 +364,7 @@ class ContrastiveLoss(MetricLoss):
 
 @register("loss", "ntxent")
 class NTXentLoss(MetricLoss):
-    """NT-Xent over labels: InfoNCE (the SSL core ``info_nce``) for every positive pair.
+    """NT-Xent over labels: InfoNCE (the core ``info_nce_logits``) for every positive pair.
 
     Chen et al., "SimCLR", ICML 2020, eq. 1, with labels defining the positives as in
     Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020: for each positive pair
@@ -336,17 +377,18 @@ class NTXentLoss(MetricLoss):
         self.temperature = temperature
 
     def compute(self, embeddings, labels, tuples) -> MetricLossOutput:
-        t = all_tuples(labels)
-        if len(t) == 0:
+        same = labels.unsqueeze(0) == labels.unsqueeze(1)
+        pos = same.clone()
+        pos.fill_diagonal_(False)
+        anchor, positive = pos.nonzero(as_tuple=True)
+        if len(anchor) == 0:
             return MetricLossOutput(embeddings.sum() * 0, 0.0)
-        negatives = embeddings.unsqueeze(0).expand(len(t), -1, -1)  # (M, N, D); mask picks
-        rows = info_nce(
-            embeddings[t.anchor],
-            embeddings[t.positive],
-            negatives,
-            self.temperature,
-            t.negative_mask,
-        )
+        xn = F.normalize(embeddings, dim=-1)
+        logits = xn @ xn.T / self.temperature  # (N, N): cos/τ, computed once for all pairs
+        # an anchor's negatives are the same for each of its positives: reduce them once per
+        # anchor (log Σ e^neg), then each pair is InfoNCE with that one pooled negative
+        neg_lse = torch.logsumexp(logits.masked_fill(same, float("-inf")), dim=1, keepdim=True)
+        rows = info_nce_logits(logits[anchor, positive], neg_lse[anchor])
         return MetricLossOutput(rows.mean(), None)
 
 
@@ -367,18 +409,26 @@ class TripletLoss(MetricLoss):
 
     def compute(self, embeddings, labels, tuples) -> MetricLossOutput:
         t = all_tuples(labels) if tuples is None else tuples
-        count = t.negative_mask.sum(dim=1)  # triplets per row
-        if len(t) == 0 or count.sum() == 0:
+        total = int(torch.count_nonzero(t.negative_mask)) if len(t) else 0  # triplets
+        if total == 0:
             return MetricLossOutput(embeddings.sum() * 0, 0.0)
-        negatives = embeddings.unsqueeze(0).expand(len(t), -1, -1)
-        a, p = embeddings[t.anchor], embeddings[t.positive]
-        rows = triplet_margin(a, p, negatives, self.margin, "all", negative_mask=t.negative_mask)
-        loss = (rows * count).sum() / count.sum()  # row means back to the mean over triplets
+        # entries of the batch's (N, N) distance matrix instead of an (M, N, D) tensor
+        n = len(labels)
+        d = pairwise_squared_distance(embeddings).reshape(-1)  # flat: gather's backward is fast
+        d_ap = d.gather(0, t.anchor * n + t.positive)  # (M,)
+        if total * 8 < t.negative_mask.numel():  # few negatives per row (batch-hard, random)
+            row, neg = t.negative_mask.nonzero(as_tuple=True)  # one entry per triplet
+            d_an = d.gather(0, t.anchor[row] * n + neg).unsqueeze(1)  # (T, 1)
+            ones = torch.ones_like(d_an)
+            rows = triplet_margin_distances(d_ap[row], d_an, ones, self.margin, "all")  # (T,)
+            return MetricLossOutput(rows.mean(), int(torch.count_nonzero(rows)) / total)
+        d_an = d.view(n, n).index_select(0, t.anchor)  # (M, N): each row's distances
+        weight = t.negative_mask.to(d.dtype)
+        rows = triplet_margin_distances(d_ap, d_an, weight, self.margin, "all")
+        loss = (rows * weight.sum(dim=1)).sum() / total  # row means back to the mean
         with torch.no_grad():
-            d_ap = squared_distance(a, p).unsqueeze(1)
-            d_an = squared_distance(a.unsqueeze(1), negatives)
-            hinge = (d_ap - d_an + self.margin > 0) & t.negative_mask
-        return MetricLossOutput(loss, hinge.sum().item() / count.sum().item())
+            hinge = F.relu(d_ap.unsqueeze(1) - d_an + self.margin) * weight
+        return MetricLossOutput(loss, int(torch.count_nonzero(hinge)) / total)
 
 
 class _ProxyLoss(MetricLoss):

@@ -89,14 +89,16 @@ class BatchHardMiner(Miner):
     """
 
     def mine(self, embeddings, labels) -> Tuples:
-        d = pairwise_squared_distance(embeddings)
-        same = labels.unsqueeze(0) == labels.unsqueeze(1)
-        pos = same.clone()
-        pos.fill_diagonal_(False)
-        neg = ~same
-        keep = pos.any(dim=1) & neg.any(dim=1)
-        hardest_pos = d.masked_fill(~pos, float("-inf")).argmax(dim=1)
-        hardest_neg = d.masked_fill(~neg, float("inf")).argmin(dim=1)
+        d = pairwise_squared_distance(embeddings)  # in [0, 4]
+        same = (labels.unsqueeze(0) == labels.unsqueeze(1)).to(d.dtype)  # float: fast ops
+        n_same = same.sum(dim=1)  # counting the anchor itself
+        keep = (n_same > 1) & (n_same < len(labels))  # has a positive and a negative
+        # shift the pairs to skip out of [0, 4] and leave the others exactly as they are
+        # (adding 0), so one argmax/argmin per row picks among the wanted pairs only
+        to_pos = d.add(1 - same, alpha=-5.0)  # negatives → [−5, −1]
+        to_pos.fill_diagonal_(float("-inf"))  # the anchor is not its own positive
+        hardest_pos = to_pos.argmax(dim=1)
+        hardest_neg = d.add(same, alpha=5.0).argmin(dim=1)  # positives → [5, 9]
         anchor = keep.nonzero(as_tuple=True)[0]
         mask = torch.zeros(len(anchor), len(labels), dtype=torch.bool, device=labels.device)
         mask[torch.arange(len(anchor), device=labels.device), hardest_neg[anchor]] = True

@@ -1,0 +1,195 @@
+"""Speed cases: our metric-learning losses and miners against pytorch-metric-learning (PML).
+
+Each timed call is one training step of the loss alone: (mine,) forward, backward, on a
+fixed batch of embeddings (D = 128) whose labels form a P×K batch (K = 4 samples per
+class, P = B/4 classes, shuffled), as the speaker task draws them. PML is configured to
+compute the same number: squared Euclidean distance of unit vectors (LpDistance(power=2))
+and the mean over all triplets (MeanReducer) for the triplet rows, the same proxies,
+α and δ for Proxy-Anchor, the same τ for NT-Xent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import torch
+
+from bench.speed.case import SIZES, SpeedCase, Workload, close, import_peer, register_case
+from methods.losses import NTXentLoss, ProxyAnchorLoss, TripletLoss
+from methods.miners import AllTriplets, BatchHardMiner
+
+DIM = 128
+PER_CLASS = 4  # K of the P×K batch
+MARGIN = 0.2  # triplet margin (our default, FaceNet's α)
+ALPHA, DELTA = 32.0, 0.1  # Proxy-Anchor (our defaults, the paper's)
+TEMPERATURE = 0.1  # NT-Xent (our default, SupCon's τ)
+GROUP = "metric learning"
+TAGS = ("metric_learning", "pytorch-metric-learning")
+
+
+def _pml() -> SimpleNamespace:
+    """PML's distances, losses, miners and reducers, or PeerMissing."""
+    import_peer("pytorch_metric_learning", "pytorch-metric-learning")
+    parts = ("distances", "losses", "miners", "reducers")
+    return SimpleNamespace(
+        **{m: import_peer(f"pytorch_metric_learning.{m}", "pytorch-metric-learning") for m in parts}
+    )
+
+
+def _batch(batch: int, device: torch.device, seed: int = 0):
+    """Seeded embeddings (B, D) that require grad and P×K labels (B,), shuffled."""
+    if batch % PER_CLASS:
+        raise ValueError(f"batch {batch} is not a multiple of {PER_CLASS} samples per class")
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, DIM, generator=g)
+    labels = torch.arange(batch // PER_CLASS).repeat_interleave(PER_CLASS)
+    labels = labels[torch.randperm(batch, generator=g)]
+    return x.to(device).requires_grad_(), labels.to(device)
+
+
+def _shape(batch: int) -> str:
+    return f"B={batch} D={DIM} P={batch // PER_CLASS} classes x K={PER_CLASS}"
+
+
+def _step(loss_of: Callable[[], torch.Tensor], *params: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """A timed call: clear the grads, forward, backward; returns the detached loss."""
+
+    def call() -> torch.Tensor:
+        for p in params:
+            p.grad = None
+        loss = loss_of()
+        loss.backward()
+        return loss.detach()
+
+    return call
+
+
+def _sizes(*batches: int) -> dict[str, dict[str, int]]:
+    return {label: {"batch": b} for label, b in zip(SIZES, batches, strict=True)}
+
+
+# ---- triplet loss, all triplets ------------------------------------------------------------
+def build_triplet_all(device: torch.device, batch: int) -> Workload:
+    """Ours: AllTriplets miner + TripletLoss. PML: TripletMarginLoss on all its triplets."""
+    pml = _pml()
+    x, y = _batch(batch, device)
+    loss, miner = TripletLoss(margin=MARGIN), AllTriplets()
+    peer = pml.losses.TripletMarginLoss(
+        margin=MARGIN,
+        distance=pml.distances.LpDistance(power=2),
+        reducer=pml.reducers.MeanReducer(),
+    )
+    return Workload(
+        ours=_step(lambda: loss(x, y, miner(x, y)).loss, x),
+        peer=_step(lambda: peer(x, y), x),
+        shape=_shape(batch),
+        items=batch,
+        agree=close(),
+    )
+
+
+# ---- triplet loss, batch-hard mining -------------------------------------------------------
+def build_triplet_hard(device: torch.device, batch: int) -> Workload:
+    """Ours: BatchHardMiner + TripletLoss. PML: BatchHardMiner + TripletMarginLoss."""
+    pml = _pml()
+    x, y = _batch(batch, device)
+    loss, miner = TripletLoss(margin=MARGIN), BatchHardMiner()
+    sq = pml.distances.LpDistance(power=2)
+    peer_miner = pml.miners.BatchHardMiner(distance=sq)
+    peer = pml.losses.TripletMarginLoss(
+        margin=MARGIN, distance=sq, reducer=pml.reducers.MeanReducer()
+    )
+    return Workload(
+        ours=_step(lambda: loss(x, y, miner(x, y)).loss, x),
+        peer=_step(lambda: peer(x, y, peer_miner(x, y)), x),
+        shape=_shape(batch),
+        items=batch,
+        agree=close(),
+    )
+
+
+# ---- Proxy-Anchor ---------------------------------------------------------------------------
+def build_proxy_anchor(device: torch.device, batch: int) -> Workload:
+    """Ours and PML's ProxyAnchorLoss with the same proxies (one per class), α, δ."""
+    pml = _pml()
+    x, y = _batch(batch, device)
+    classes = batch // PER_CLASS
+    torch.manual_seed(0)
+    loss = ProxyAnchorLoss(classes, DIM, alpha=ALPHA, delta=DELTA).to(device)
+    peer = pml.losses.ProxyAnchorLoss(classes, DIM, margin=DELTA, alpha=ALPHA).to(device)
+    with torch.no_grad():
+        peer.proxies.copy_(loss.proxies)
+    return Workload(
+        ours=_step(lambda: loss(x, y).loss, x, loss.proxies),
+        peer=_step(lambda: peer(x, y), x, peer.proxies),
+        shape=_shape(batch),
+        items=batch,
+        agree=close(),
+    )
+
+
+# ---- NT-Xent --------------------------------------------------------------------------------
+def build_ntxent(device: torch.device, batch: int) -> Workload:
+    """Ours and PML's NTXentLoss (mean over positive pairs), same τ."""
+    pml = _pml()
+    x, y = _batch(batch, device)
+    loss = NTXentLoss(temperature=TEMPERATURE)
+    peer = pml.losses.NTXentLoss(temperature=TEMPERATURE, reducer=pml.reducers.MeanReducer())
+    return Workload(
+        ours=_step(lambda: loss(x, y).loss, x),
+        peer=_step(lambda: peer(x, y), x),
+        shape=_shape(batch),
+        items=batch,
+        agree=close(),
+    )
+
+
+TRIPLET_ALL = register_case(
+    SpeedCase(
+        name="triplet loss, all triplets",
+        peer="pytorch-metric-learning TripletMarginLoss (all triplets, MeanReducer)",
+        sizes=_sizes(32, 128, 256, 1024),
+        build=build_triplet_all,
+        trained=True,
+        group=GROUP,
+        notes="squared distance of unit vectors; mean over all B·(K−1)·(B−K) triplets",
+        tags=TAGS,
+    )
+)
+TRIPLET_HARD = register_case(
+    SpeedCase(
+        name="triplet loss, batch-hard mining",
+        peer="pytorch-metric-learning TripletMarginLoss + BatchHardMiner",
+        sizes=_sizes(32, 256, 1024, 4096),
+        build=build_triplet_hard,
+        trained=True,
+        group=GROUP,
+        notes="one triplet per anchor: farthest positive, closest negative",
+        tags=TAGS,
+    )
+)
+PROXY_ANCHOR = register_case(
+    SpeedCase(
+        name="Proxy-Anchor loss",
+        peer="pytorch-metric-learning ProxyAnchorLoss",
+        sizes=_sizes(32, 256, 1024, 4096),
+        build=build_proxy_anchor,
+        trained=True,
+        group=GROUP,
+        notes="B/4 proxies (one per class); grads to embeddings and proxies",
+        tags=TAGS,
+    )
+)
+NTXENT = register_case(
+    SpeedCase(
+        name="NT-Xent loss",
+        peer="pytorch-metric-learning NTXentLoss (MeanReducer)",
+        sizes=_sizes(32, 64, 128, 256),
+        build=build_ntxent,
+        trained=True,
+        group=GROUP,
+        notes="labels define the positives; PML's cost grows as (positive pairs)×(negative pairs)",
+        tags=TAGS,
+    )
+)
