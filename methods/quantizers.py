@@ -212,13 +212,15 @@ class GumbelQuantizer(Quantizer):
         probs = _straight_through(hard, relaxed)  # forward: one-hot; backward: ∂p
         codevectors = self.codevectors
         q = torch.einsum("ngv,gvd->ngd", probs.to(codevectors.dtype), codevectors)  # one-hot · C_g
-        stats = soft if self.training else hard  # transformers' codevector_perplexity
         soft_bar = marginal_probs(soft, mask)
+        # transformers' codevector_perplexity: of p̄ (already computed) in training, of the
+        # hard codes in eval
+        stats_bar = soft_bar.detach() if self.training else marginal_probs(hard, mask)
         return QuantizerOutput(
             q=q.reshape(batch, steps, self.out_dim),
             codes=codes.reshape(batch, steps, groups),
             loss=diversity_loss(soft_bar, self.diversity),
-            perplexity=perplexity(marginal_probs(stats.detach(), mask)),
+            perplexity=perplexity(stats_bar),
         )
 
 
@@ -287,9 +289,10 @@ class VectorQuantizer(Quantizer):
         z_e = self.proj(z).reshape(batch * steps, self.out_dim)
         with torch.no_grad():
             embed = self.embed.to(z_e.dtype)
-            # ||z_e - e_j||² = ||z_e||² - 2 z_e·e_j + ||e_j||²
-            dist = z_e.pow(2).sum(1, keepdim=True) - 2 * z_e @ embed.t() + embed.pow(2).sum(1)[None]
-            codes = dist.argmin(dim=1)  # k = argmin_j ||z_e - e_j||²
+            # ||z_e - e_j||² = ||z_e||² - 2 z_e·e_j + ||e_j||²; ||z_e||² is the same for every j,
+            # so k = argmin_j (||e_j||² - 2 z_e·e_j), one fused matmul
+            scores = torch.addmm(embed.pow(2).sum(1), z_e, embed.t(), alpha=-2)
+            codes = scores.argmin(dim=1)  # k = argmin_j ||z_e - e_j||²
         e = F.embedding(codes, self.embed).to(z_e.dtype)
         q = e.detach() + (z_e - z_e.detach())  # value e_k, gradient copied to z_e
         commitment = F.mse_loss(z_e, e.detach())  # ||z_e - sg[e]||²
@@ -297,30 +300,37 @@ class VectorQuantizer(Quantizer):
             loss = self.beta * commitment
         else:
             loss = F.mse_loss(e, z_e.detach()) + self.beta * commitment  # ||sg[z_e] - e||² + β·
-        one_hot = F.one_hot(codes, self.num_entries).to(z_e.dtype)
+        # code counts n_j by bincount, not a one-hot (N, V) matrix; the same p̄ as marginal_probs
+        counts = torch.bincount(codes, minlength=self.num_entries).to(z_e.dtype)  # n_j
+        kept = counts if mask is None else torch.bincount(codes[mask], minlength=self.num_entries)
+        p_bar = kept.to(z_e.dtype) / kept.sum()
         if self.training:
-            self._update(z_e.detach(), one_hot)
+            self._update(z_e.detach(), codes, counts)
         return QuantizerOutput(
             q=q.reshape(batch, steps, self.out_dim),
             codes=codes.reshape(batch, steps, 1),
             loss=loss,
-            perplexity=perplexity(marginal_probs(one_hot[:, None], mask)),
+            perplexity=perplexity(p_bar[None]),
         )
 
     @torch.no_grad()
-    def _update(self, z_e: Tensor, one_hot: Tensor) -> None:
+    def _update(self, z_e: Tensor, codes: Tensor, counts: Tensor) -> None:
         gamma = self.ema_decay
-        counts = one_hot.sum(0)  # n_j
         self.usage.mul_(gamma).add_(counts / len(z_e), alpha=1 - gamma)  # u_j
         if self.ema:
             self.cluster_size.mul_(gamma).add_(counts, alpha=1 - gamma)  # N_j = γN_j + (1-γ)n_j
-            self.embed_sum.mul_(gamma).add_(one_hot.t() @ z_e, alpha=1 - gamma)  # m_j
+            # Σ_{i: k_i = j} z_e,i by index_add (N·D), not one_hotᵀ @ z_e (N·V·D)
+            sums = torch.zeros_like(self.embed_sum)
+            sums.index_add_(0, codes, z_e.to(sums.dtype))
+            self.embed_sum.mul_(gamma).add_(sums, alpha=1 - gamma)  # m_j
             total = self.cluster_size.sum()
             # Laplace smoothing: N_j <- (N_j + ε) / (Σ N + V ε) · Σ N
             smoothed = (self.cluster_size + self.epsilon) / (
                 total + self.num_entries * self.epsilon
             )
             self.embed.copy_(self.embed_sum / (smoothed * total)[:, None])  # e_j = m_j / N_j
+        if self.dead_code_threshold <= 0:
+            return
         dead = self.usage < self.dead_code_threshold
         if bool(dead.any()):
             n_dead = int(dead.sum())

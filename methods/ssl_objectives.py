@@ -23,6 +23,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from bench.registry import register
 from methods.losses import proxy_nca, squared_distance, triplet_margin
@@ -335,19 +336,53 @@ def sample_negatives(
 def _cosine_logits(
     context: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor, kappa: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """sim/κ of each context row with its target (N,) and its negatives (N, K).
+    """sim/κ of each context row with its target (N,) and with its negatives (N, K).
 
-    sim(c, q) = c·q / (max(‖c‖, ε) max(‖q‖, ε)), ε = 1e-8, as ``F.cosine_similarity``, but
-    the (N, K, D) negatives are only read (a batched mat-vec and a norm), never broadcast
-    against the context or concatenated with the targets: on the CPU that is several times
-    faster, forward and backward, than cosine_similarity over an (N, 1+K, D) candidate set.
+    sim(c, q) = c·q / (max(‖c‖, ε) max(‖q‖, ε)), ε = 1e-8, as ``F.cosine_similarity``; the
+    negatives go through :class:`_RowCosine`, which never broadcasts them against the context.
     """
-    eps = 1e-8
-    c = context / torch.linalg.vector_norm(context, dim=-1, keepdim=True).clamp_min(eps)  # ĉ
-    pos = (c * targets).sum(dim=-1) / torch.linalg.vector_norm(targets, dim=-1).clamp_min(eps)
-    dots = torch.bmm(negatives, c.unsqueeze(-1)).squeeze(-1)  # ĉ·q̃ (N, K)
-    neg = dots / torch.linalg.vector_norm(negatives, dim=-1).clamp_min(eps)
-    return pos / kappa, neg / kappa
+    dtype = torch.promote_types(torch.promote_types(context.dtype, targets.dtype), negatives.dtype)
+    context, targets, negatives = context.to(dtype), targets.to(dtype), negatives.to(dtype)
+    c = context / torch.linalg.vector_norm(context, dim=-1, keepdim=True).clamp_min(_EPS)  # ĉ
+    pos = (c * targets).sum(dim=-1) / torch.linalg.vector_norm(targets, dim=-1).clamp_min(_EPS)
+    return pos / kappa, _RowCosine.apply(c, negatives) / kappa
+
+
+_EPS = 1e-8  # F.cosine_similarity's
+
+
+class _RowCosine(torch.autograd.Function):
+    """s_nk = ĉ_n·q̃_nk / max(‖q̃_nk‖, ε) for rows ĉ (N, D) and their negatives q̃ (N, K, D).
+
+    Written out because the (N, K, D) negatives dominate the cost: the forward only reads
+    them (a batched mat-vec and a norm) and the backward allocates one (N, K, D) gradient,
+    ∂s/∂q̃ = (ĉ − s q̃/‖q̃‖)/‖q̃‖, where autograd through ``F.cosine_similarity`` builds
+    several. About 2-5x faster on the CPU, forward and backward, at wav2vec 2.0 sizes.
+    """
+
+    @staticmethod
+    def forward(ctx, c: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+        raw = torch.linalg.vector_norm(negatives, dim=-1)  # ‖q̃‖ (N, K)
+        dots = torch.bmm(c.unsqueeze(1), negatives.transpose(1, 2)).squeeze(1)  # ĉ·q̃
+        sim = dots / raw.clamp_min(_EPS)
+        ctx.save_for_backward(c, negatives, raw, sim)
+        return sim
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        c, negatives, raw, sim = ctx.saved_tensors
+        norm = raw.clamp_min(_EPS)
+        a = grad / norm  # ∂L/∂(ĉ·q̃)
+        grad_c = grad_negatives = None
+        if ctx.needs_input_grad[0]:
+            grad_c = torch.bmm(a.unsqueeze(1), negatives).squeeze(1)  # Σ_k a_nk q̃_nk
+        if ctx.needs_input_grad[1]:
+            grad_negatives = a.unsqueeze(-1) * c.unsqueeze(1)  # a ĉ
+            # − a s q̃/‖q̃‖, where the norm is not clamped (the clamp has no gradient)
+            coef = torch.where(raw > _EPS, a * sim / norm, torch.zeros_like(a))
+            grad_negatives.addcmul_(negatives, coef.unsqueeze(-1), value=-1)
+        return grad_c, grad_negatives
 
 
 def _check_negatives(

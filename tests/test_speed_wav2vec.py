@@ -46,11 +46,15 @@ def test_tiny_runs_both_sides_and_they_agree(case):
 def test_vq_agreement_check_catches_different_codes():
     pytest.importorskip("vector_quantize_pytorch")
     work = cw.VQ.workload("tiny", CPU)
-    codes, value = work.ours()
-    wrong = codes.clone()
-    wrong.view(-1)[0] += 1
+    codes, q, value = work.ours()
+    peer = work.peer()
+    wrong_codes, wrong_q = codes.clone(), q.clone()
+    wrong_codes.view(-1)[0] += 1
+    wrong_q.view(-1, q.shape[-1])[0] += 1.0  # a farther vector than the nearest code
     with pytest.raises(AssertionError, match="codes differ"):
-        work.agree((wrong, value), work.peer())
+        work.agree((wrong_codes, wrong_q, value), peer)
+    with pytest.raises(AssertionError, match="differ by"):
+        work.agree((codes, q, value * 1.01), peer)
 
 
 def test_ssl_models_have_the_same_dimensions():
@@ -67,3 +71,31 @@ def test_ssl_models_have_the_same_dimensions():
     assert ours.quantizer.codevectors.numel() == peer.quantizer.codevectors.numel()
     assert ours.head.weight.shape == peer.project_hid.weight.shape
     print(f"parameters: ours {n_ours:,}, transformers {n_peer:,}")
+
+
+def test_contrastive_fast_path_has_info_nce_gradients():
+    """The written-out cosine backward (made faster for these cases) matches autograd's."""
+    from methods.losses import info_nce
+    from methods.ssl_objectives import Contrastive
+
+    g = torch.Generator().manual_seed(0)
+    n, k, d = 9, 7, 12
+    c = torch.randn(n, d, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(n, d, generator=g, dtype=torch.float64, requires_grad=True)
+    neg = torch.randn(n, k, d, generator=g, dtype=torch.float64)
+    neg[0, 0] = 0.0  # a zero vector: the clamped norm
+    neg = neg.requires_grad_()
+    mask = torch.rand(n, k, generator=g) > 0.3
+    mask[1] = False  # a row without negatives
+    ours = Contrastive(kappa=0.1)(c, t, neg, negative_mask=mask).loss
+    grads = torch.autograd.grad(ours, (c, t, neg))
+    ref = info_nce(c, t, neg, 0.1, mask).mean()
+    expected = torch.autograd.grad(ref, (c, t, neg))
+    torch.testing.assert_close(ours, ref)
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want)
+    smooth = torch.randn(n, k, d, generator=g, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(  # away from the zero vector, where sim is not differentiable
+        lambda c, t, neg: Contrastive(kappa=0.1)(c, t, neg, negative_mask=mask).loss,
+        (c, t, smooth),
+    )

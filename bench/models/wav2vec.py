@@ -265,7 +265,9 @@ class Wav2Vec(nn.Module):
             from methods.ssl_objectives import sample_negatives
 
             idx, valid = sample_negatives(mask, cfg.num_negatives, generator)
-            negatives = targets_all[idx.to(targets_all.device)]
+            idx = idx.to(targets_all.device)
+            # index_select of rows: faster, forward and backward, than targets_all[idx]
+            negatives = targets_all.index_select(0, idx.reshape(-1)).view(*idx.shape, -1)
             extra["negative_mask"] = valid.to(targets_all.device)
         elif self.needs == "codebook":
             extra["target_codes"] = quantized.codes.reshape(b * t, -1)[flat_mask]
