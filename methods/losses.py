@@ -412,8 +412,16 @@ class TripletLoss(MetricLoss):
         total = int(torch.count_nonzero(t.negative_mask)) if len(t) else 0  # triplets
         if total == 0:
             return MetricLossOutput(embeddings.sum() * 0, 0.0)
-        # entries of the batch's (N, N) distance matrix instead of an (M, N, D) tensor
         n = len(labels)
+        if total <= 2 * n:  # about one triplet per sample (batch-hard, random): rows of x
+            row, neg = t.negative_mask.nonzero(as_tuple=True)  # one entry per triplet
+            xn = F.normalize(embeddings, dim=-1)  # once, not per gathered row
+            a, p, ng = (xn.index_select(0, i) for i in (t.anchor[row], t.positive[row], neg))
+            d_ap, d_an = (a - p).pow(2).sum(-1), (a - ng).pow(2).sum(-1, keepdim=True)
+            ones = torch.ones_like(d_an)
+            rows = triplet_margin_distances(d_ap, d_an, ones, self.margin, "all")  # (T,)
+            return MetricLossOutput(rows.mean(), int(torch.count_nonzero(rows)) / total)
+        # entries of the batch's (N, N) distance matrix instead of an (M, N, D) tensor
         d = pairwise_squared_distance(embeddings).reshape(-1)  # flat: gather's backward is fast
         d_ap = d.gather(0, t.anchor * n + t.positive)  # (M,)
         if total * 8 < t.negative_mask.numel():  # few negatives per row (batch-hard, random)

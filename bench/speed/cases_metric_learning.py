@@ -11,6 +11,7 @@ and the mean over all triplets (MeanReducer) for the triplet rows, the same prox
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
@@ -48,16 +49,34 @@ def _batch(batch: int, device: torch.device, seed: int = 0):
     return x.to(device).requires_grad_(), labels.to(device)
 
 
-def _shape(batch: int) -> str:
-    return f"B={batch} D={DIM} P={batch // PER_CLASS} classes x K={PER_CLASS}"
+@dataclass
+class LossPair:
+    """Our loss and PML's on the same inputs, before they are wrapped into timed steps."""
+
+    ours: Callable[[], torch.Tensor]  # forward only: the scalar loss
+    peer: Callable[[], torch.Tensor]
+    grads_ours: tuple[torch.Tensor, ...]  # leaves each backward fills: embeddings first
+    grads_peer: tuple[torch.Tensor, ...]  # (the same embeddings; a proxy loss's own proxies)
+    batch: int
+
+    def workload(self) -> Workload:
+        return Workload(
+            ours=_step(self.ours, self.grads_ours),
+            peer=_step(self.peer, self.grads_peer),
+            shape=f"B={self.batch} D={DIM} P={self.batch // PER_CLASS} classes x K={PER_CLASS}",
+            items=self.batch,
+            agree=close(),
+        )
 
 
-def _step(loss_of: Callable[[], torch.Tensor], *params: torch.Tensor) -> Callable[[], torch.Tensor]:
+def _step(
+    loss_of: Callable[[], torch.Tensor], leaves: tuple[torch.Tensor, ...]
+) -> Callable[[], torch.Tensor]:
     """A timed call: clear the grads, forward, backward; returns the detached loss."""
 
     def call() -> torch.Tensor:
-        for p in params:
-            p.grad = None
+        for leaf in leaves:
+            leaf.grad = None
         loss = loss_of()
         loss.backward()
         return loss.detach()
@@ -69,8 +88,8 @@ def _sizes(*batches: int) -> dict[str, dict[str, int]]:
     return {label: {"batch": b} for label, b in zip(SIZES, batches, strict=True)}
 
 
-# ---- triplet loss, all triplets ------------------------------------------------------------
-def build_triplet_all(device: torch.device, batch: int) -> Workload:
+# ---- the four pairs ------------------------------------------------------------------------
+def triplet_all(device: torch.device, batch: int) -> LossPair:
     """Ours: AllTriplets miner + TripletLoss. PML: TripletMarginLoss on all its triplets."""
     pml = _pml()
     x, y = _batch(batch, device)
@@ -80,17 +99,10 @@ def build_triplet_all(device: torch.device, batch: int) -> Workload:
         distance=pml.distances.LpDistance(power=2),
         reducer=pml.reducers.MeanReducer(),
     )
-    return Workload(
-        ours=_step(lambda: loss(x, y, miner(x, y)).loss, x),
-        peer=_step(lambda: peer(x, y), x),
-        shape=_shape(batch),
-        items=batch,
-        agree=close(),
-    )
+    return LossPair(lambda: loss(x, y, miner(x, y)).loss, lambda: peer(x, y), (x,), (x,), batch)
 
 
-# ---- triplet loss, batch-hard mining -------------------------------------------------------
-def build_triplet_hard(device: torch.device, batch: int) -> Workload:
+def triplet_hard(device: torch.device, batch: int) -> LossPair:
     """Ours: BatchHardMiner + TripletLoss. PML: BatchHardMiner + TripletMarginLoss."""
     pml = _pml()
     x, y = _batch(batch, device)
@@ -100,17 +112,16 @@ def build_triplet_hard(device: torch.device, batch: int) -> Workload:
     peer = pml.losses.TripletMarginLoss(
         margin=MARGIN, distance=sq, reducer=pml.reducers.MeanReducer()
     )
-    return Workload(
-        ours=_step(lambda: loss(x, y, miner(x, y)).loss, x),
-        peer=_step(lambda: peer(x, y, peer_miner(x, y)), x),
-        shape=_shape(batch),
-        items=batch,
-        agree=close(),
+    return LossPair(
+        lambda: loss(x, y, miner(x, y)).loss,
+        lambda: peer(x, y, peer_miner(x, y)),
+        (x,),
+        (x,),
+        batch,
     )
 
 
-# ---- Proxy-Anchor ---------------------------------------------------------------------------
-def build_proxy_anchor(device: torch.device, batch: int) -> Workload:
+def proxy_anchor(device: torch.device, batch: int) -> LossPair:
     """Ours and PML's ProxyAnchorLoss with the same proxies (one per class), α, δ."""
     pml = _pml()
     x, y = _batch(batch, device)
@@ -120,37 +131,34 @@ def build_proxy_anchor(device: torch.device, batch: int) -> Workload:
     peer = pml.losses.ProxyAnchorLoss(classes, DIM, margin=DELTA, alpha=ALPHA).to(device)
     with torch.no_grad():
         peer.proxies.copy_(loss.proxies)
-    return Workload(
-        ours=_step(lambda: loss(x, y).loss, x, loss.proxies),
-        peer=_step(lambda: peer(x, y), x, peer.proxies),
-        shape=_shape(batch),
-        items=batch,
-        agree=close(),
+    return LossPair(
+        lambda: loss(x, y).loss, lambda: peer(x, y), (x, loss.proxies), (x, peer.proxies), batch
     )
 
 
-# ---- NT-Xent --------------------------------------------------------------------------------
-def build_ntxent(device: torch.device, batch: int) -> Workload:
+def ntxent(device: torch.device, batch: int) -> LossPair:
     """Ours and PML's NTXentLoss (mean over positive pairs), same τ."""
     pml = _pml()
     x, y = _batch(batch, device)
     loss = NTXentLoss(temperature=TEMPERATURE)
     peer = pml.losses.NTXentLoss(temperature=TEMPERATURE, reducer=pml.reducers.MeanReducer())
-    return Workload(
-        ours=_step(lambda: loss(x, y).loss, x),
-        peer=_step(lambda: peer(x, y), x),
-        shape=_shape(batch),
-        items=batch,
-        agree=close(),
-    )
+    return LossPair(lambda: loss(x, y).loss, lambda: peer(x, y), (x,), (x,), batch)
+
+
+def _builder(pair: Callable[..., LossPair]) -> Callable[..., Workload]:
+    def build(device: torch.device, batch: int) -> Workload:
+        return pair(device, batch).workload()
+
+    build.__doc__ = pair.__doc__
+    return build
 
 
 TRIPLET_ALL = register_case(
     SpeedCase(
         name="triplet loss, all triplets",
         peer="pytorch-metric-learning TripletMarginLoss (all triplets, MeanReducer)",
-        sizes=_sizes(32, 128, 256, 1024),
-        build=build_triplet_all,
+        sizes=_sizes(32, 128, 512, 768),
+        build=_builder(triplet_all),
         trained=True,
         group=GROUP,
         notes="squared distance of unit vectors; mean over all B·(K−1)·(B−K) triplets",
@@ -162,7 +170,7 @@ TRIPLET_HARD = register_case(
         name="triplet loss, batch-hard mining",
         peer="pytorch-metric-learning TripletMarginLoss + BatchHardMiner",
         sizes=_sizes(32, 256, 1024, 4096),
-        build=build_triplet_hard,
+        build=_builder(triplet_hard),
         trained=True,
         group=GROUP,
         notes="one triplet per anchor: farthest positive, closest negative",
@@ -174,7 +182,7 @@ PROXY_ANCHOR = register_case(
         name="Proxy-Anchor loss",
         peer="pytorch-metric-learning ProxyAnchorLoss",
         sizes=_sizes(32, 256, 1024, 4096),
-        build=build_proxy_anchor,
+        build=_builder(proxy_anchor),
         trained=True,
         group=GROUP,
         notes="B/4 proxies (one per class); grads to embeddings and proxies",
@@ -186,7 +194,7 @@ NTXENT = register_case(
         name="NT-Xent loss",
         peer="pytorch-metric-learning NTXentLoss (MeanReducer)",
         sizes=_sizes(32, 64, 128, 256),
-        build=build_ntxent,
+        build=_builder(ntxent),
         trained=True,
         group=GROUP,
         notes="labels define the positives; PML's cost grows as (positive pairs)×(negative pairs)",
