@@ -438,7 +438,9 @@ GUMBEL = register_case(
         group=GROUP,
         notes=(
             "same projection and codebook, τ=2; the Gumbel noise differs, so q does not "
-            "agree, but the diversity loss (noise-free softmax at the masked steps) does"
+            "agree, but the diversity loss (noise-free softmax at the masked steps) does. "
+            "transformers picks codevectors by broadcasting the one-hot over the codebook, an "
+            "(N, G·V, d) tensor; ours is one batched matmul per group"
         ),
         tags=TAGS,
     )
@@ -471,7 +473,8 @@ SSL_STEP = register_case(
             "our 'small' model (7 convs x 64 channels, width 128, 3 layers, 4 heads, FFN 256, "
             "G=2 x V=320, K=30, p=0.065, M=10) vs Wav2Vec2ForPreTraining at those dimensions, "
             "LayerDrop off; masks and distractors drawn in the step; AdamW + clipping. No "
-            "agreement check: different random init, masks and draws"
+            "agreement check: different random init, masks and draws. transformers also "
+            "scores the unmasked steps, and takes a gradient w.r.t. the waveform"
         ),
         tags=TAGS,
     )
