@@ -81,3 +81,25 @@ def test_a_missing_peer_is_reported_with_its_pip_name(monkeypatch):
     monkeypatch.setattr(importlib, "import_module", fake)
     with pytest.raises(PeerMissing, match="pip install pytorch-metric-learning"):
         cm.TRIPLET_ALL.workload("tiny", CPU)
+
+
+@pytest.mark.parametrize("keep", [0.02, 0.1, 0.5, 1.0])
+def test_triplet_loss_paths_give_the_loop_value(keep):
+    """TripletLoss picks rows of x, entries of the distance matrix or its rows by how many
+    triplets there are; each gives the mean over the triplets, and the share of active ones."""
+    from methods.losses import TripletLoss, Tuples, all_tuples, squared_distance
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(24, 5, generator=g, dtype=torch.float64)
+    y = torch.arange(6).repeat_interleave(4)
+    t = all_tuples(y)
+    mask = t.negative_mask & (torch.rand(t.negative_mask.shape, generator=g) < keep)
+    want = [
+        float(squared_distance(x[a], x[p]) - squared_distance(x[a], x[n]) + 0.5)
+        for r, (a, p) in enumerate(zip(t.anchor.tolist(), t.positive.tolist(), strict=True))
+        for n in mask[r].nonzero().flatten().tolist()
+    ]
+    out = TripletLoss(margin=0.5)(x, y, Tuples(t.anchor, t.positive, mask))
+    hinge = torch.tensor(want, dtype=torch.float64).clamp(min=0)
+    assert out.loss.item() == pytest.approx(hinge.mean().item(), rel=1e-9)
+    assert out.active == pytest.approx((hinge > 0).double().mean().item())
