@@ -59,7 +59,7 @@ def info_nce(
     Negatives with ``negative_mask`` False get logit −inf, i.e. are left out of the sum
     (wav2vec 2.0 / transformers do this for negatives identical to the positive).
     """
-    _check_tuple(anchor, positive, negatives, negative_mask)
+    check_tuple(anchor, positive, negatives, negative_mask)
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     candidates = torch.cat([positive.unsqueeze(1), negatives], dim=1)  # (N, 1+K, D): [q, Q]
@@ -102,7 +102,7 @@ def triplet_margin(
     (batch-hard, Hermans, Beyer, Leibe, "In Defense of the Triplet Loss", 2017), "random" =
     one uniformly at random (drawn from ``generator``), "all" = mean of L over all of them.
     """
-    _check_tuple(anchor, positive, negatives, negative_mask)
+    check_tuple(anchor, positive, negatives, negative_mask)
     if mining not in TRIPLET_MINING:
         raise ValueError(f"unknown mining {mining!r}; choose one of {', '.join(TRIPLET_MINING)}")
     valid = _valid(negatives, negative_mask)  # (N, K)
@@ -248,12 +248,13 @@ def _valid(negatives: torch.Tensor, negative_mask: torch.Tensor | None) -> torch
     return negative_mask
 
 
-def _check_tuple(
+def check_tuple(
     anchor: torch.Tensor,
     positive: torch.Tensor,
     negatives: torch.Tensor,
     negative_mask: torch.Tensor | None,
 ) -> None:
+    """Shapes of an (anchor, positive, negatives) batch: (N, D), (N, D), (N, K, D), mask (N, K)."""
     if not all(isinstance(x, torch.Tensor) for x in (anchor, positive, negatives)):
         raise TypeError("anchor, positive and negatives must all be tensors (negatives: N, K, D)")
     if anchor.dim() != 2 or positive.shape != anchor.shape:

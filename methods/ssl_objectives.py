@@ -26,7 +26,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from bench.registry import register
-from methods.losses import proxy_nca, squared_distance, triplet_margin
+from methods.losses import check_tuple, proxy_nca, squared_distance, triplet_margin
 
 __all__ = [
     "Contrastive",
@@ -82,7 +82,7 @@ class Contrastive(SSLObjective):
         *,
         negative_mask: torch.Tensor | None = None,
     ) -> ObjectiveOutput:
-        _check_negatives(context, targets, negatives, negative_mask)
+        check_tuple(context, targets, negatives, negative_mask)  # anchor = context
         pos, neg = _cosine_logits(context, targets, negatives, self.kappa)  # sim/κ
         if negative_mask is not None:
             neg = neg.masked_fill(~negative_mask, float("-inf"))
@@ -383,29 +383,6 @@ class _RowCosine(torch.autograd.Function):
             coef = torch.where(raw > _EPS, a * sim / norm, torch.zeros_like(a))
             grad_negatives.addcmul_(negatives, coef.unsqueeze(-1), value=-1)
         return grad_c, grad_negatives
-
-
-def _check_negatives(
-    context: torch.Tensor,
-    targets: torch.Tensor,
-    negatives: torch.Tensor,
-    negative_mask: torch.Tensor | None,
-) -> None:
-    if context.dim() != 2 or targets.shape != context.shape:
-        raise ValueError(
-            f"context and targets must both be (N, D); got {tuple(context.shape)} and "
-            f"{tuple(targets.shape)}"
-        )
-    n, dim = context.shape
-    if negatives.dim() != 3 or negatives.shape[0] != n or negatives.shape[2] != dim:
-        raise ValueError(f"negatives must be ({n}, K, {dim}); got {tuple(negatives.shape)}")
-    if negative_mask is not None and (
-        negative_mask.dtype != torch.bool or negative_mask.shape != negatives.shape[:2]
-    ):
-        raise ValueError(
-            f"negative_mask must be a bool tensor of shape {tuple(negatives.shape[:2])}; got "
-            f"{negative_mask.dtype} {tuple(negative_mask.shape)}"
-        )
 
 
 def _positive_wins(

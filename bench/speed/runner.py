@@ -103,19 +103,15 @@ def measure_row(case: SpeedCase, size: str, options: SpeedOptions) -> dict[str, 
     work = None
     try:
         work = case.workload(size, options.device)
-        ours = harness.prepare_step(
-            work.ours,
-            options.device,
-            amp=options.amp,
-            compile=options.compile,
-            cuda_graph=options.cuda_graph,
-        )
-        peer = harness.prepare_step(
-            work.peer,
-            options.device,
-            amp=options.amp,
-            compile=options.compile,
-            cuda_graph=options.cuda_graph,
+        ours, peer = (
+            harness.prepare_step(
+                fn,
+                options.device,
+                amp=options.amp,
+                compile=options.compile,
+                cuda_graph=options.cuda_graph,
+            )
+            for fn in (work.ours, work.peer)
         )
         ours_out, ours_s = _first_call(ours, options.device)
         peer_out, peer_s = _first_call(peer, options.device)
