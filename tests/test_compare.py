@@ -144,3 +144,22 @@ def test_compare_names_a_bad_folder(tmp_path, capsys):
     old = _write(tmp_path / "old", _records())
     assert main(["compare", str(tmp_path / "nope"), str(old)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_flop_counts_memory_and_mfu_are_not_probe_normalised(tmp_path):
+    """A FLOP count does not change with the machine: the same count on a slower probe is
+    'same', not 'faster' (what the probe correction would wrongly make of it)."""
+
+    def with_timing(probe, flops):
+        recs = _records(probe=probe)
+        for r in recs:
+            r.timing.update(flops_per_sample=flops, peak_mem_mb=100.0, mfu=0.2)
+        return recs
+
+    old = _write(tmp_path / "old", with_timing(probe=50.0, flops=1e9))
+    same_work = _write(tmp_path / "a", with_timing(probe=25.0, flops=1e9))
+    verdicts = _verdicts(compare_runs(same_work, old))
+    assert verdicts["flops_per_sample"] == verdicts["peak_mem_mb"] == verdicts["mfu"] == SAME
+    assert verdicts["train_samples_per_s"] != SAME  # throughput is still probe-normalised
+    more_work = _write(tmp_path / "b", with_timing(probe=50.0, flops=2e9))
+    assert _verdicts(compare_runs(more_work, old))["flops_per_sample"] == SLOWER

@@ -178,12 +178,20 @@ def _paired_p(diffs: np.ndarray) -> float | None:
     return float(stats.ttest_1samp(diffs, 0.0).pvalue)
 
 
+# counts and fractions that do not scale with the machine's speed: compared as they are
+NOT_PROBE_NORMALISED = frozenset(
+    {"flops_per_sample", "flops_per_audio_second", "peak_mem_mb", "mfu"}
+)
+
+
 def _speed_row(task, method, key, both, tolerance) -> Row | None:
     spec = TIMING_UNITS[key]
     ratios = []
     for o, n in both:
         a, b = o.timing.get(key), n.timing.get(key)
         pa, pb = o.env.get("probe_gflops"), n.env.get("probe_gflops")
+        if key in NOT_PROBE_NORMALISED:
+            pa = pb = 1.0
         if not a or not b or not pa or not pb or not all(map(math.isfinite, (a, b, pa, pb))):
             continue
         # per unit of probe speed: throughput / probe, or time x probe
@@ -193,7 +201,11 @@ def _speed_row(task, method, key, both, tolerance) -> Row | None:
         return None
     ratio = float(np.exp(np.mean(np.log(ratios))))  # > 1: new is faster
     verdict = FASTER if ratio > 1 + tolerance else SLOWER if ratio < 1 - tolerance else SAME
-    note = "speed ratio new/old, normalised by each run's matmul probe"
+    note = (
+        "ratio new/old"
+        if key in NOT_PROBE_NORMALISED
+        else "speed ratio new/old, normalised by each run's matmul probe"
+    )
     return Row(task, method, key, verdict, delta=ratio, seeds=len(ratios), note=note)
 
 
