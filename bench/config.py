@@ -23,3 +23,10 @@ def build_config(cls: type[C], values: dict[str, Any] | None = None, **overrides
     if callable(validate):
         validate()
     return config
+
+
+def scale_config(cls: type, scales: dict[str, dict[str, Any]], scale: str) -> dict[str, Any]:
+    """The config dataclass ``cls`` at ``scale`` (a key of ``scales``) as a plain dict."""
+    if scale not in scales:
+        raise ValueError(f"unknown scale {scale!r}; known: {', '.join(scales)}")
+    return dataclasses.asdict(build_config(cls, scales[scale]))

@@ -15,7 +15,7 @@ import torch
 from bench.metrics.asr import token_error_rate
 from bench.metrics.calibration import ece, selective_auroc
 from bench.metrics.enhancement import default_workers, get_pool, pesq_scores
-from bench.speed.case import SpeedCase, Workload, close, import_peer, register_case
+from bench.speed.case import SIZES, SpeedCase, Workload, close, import_peer, register_case
 
 GROUP = "metrics"
 CLASSES = 10
@@ -136,16 +136,23 @@ def build_pesq(device: torch.device, n: int, seconds: float = 1.0) -> Workload:
     )
 
 
+PREDICTIONS = {
+    label: {"n": n} for label, n in zip(SIZES, (10_000, 100_000, 1_000_000, 4_000_000), strict=True)
+}
+
+
+def _utterances(vocab: int, length: int) -> dict[str, dict[str, int]]:
+    counts = (100, 1000, 10_000, 50_000)
+    return {
+        s: {"n": n, "vocab": vocab, "length": length} for s, n in zip(SIZES, counts, strict=True)
+    }
+
+
 register_case(
     SpeedCase(
         name="ECE (15 bins)",
         peer="torchmetrics multiclass_calibration_error",
-        sizes={
-            "tiny": {"n": 10_000},
-            "small": {"n": 100_000},
-            "medium": {"n": 1_000_000},
-            "large": {"n": 4_000_000},
-        },
+        sizes=PREDICTIONS,
         build=build_ece,
         group=GROUP,
     )
@@ -154,12 +161,7 @@ register_case(
     SpeedCase(
         name="selective AUROC",
         peer="torchmetrics binary_auroc",
-        sizes={
-            "tiny": {"n": 10_000},
-            "small": {"n": 100_000},
-            "medium": {"n": 1_000_000},
-            "large": {"n": 4_000_000},
-        },
+        sizes=PREDICTIONS,
         build=build_auroc,
         group=GROUP,
     )
@@ -168,10 +170,7 @@ register_case(
     SpeedCase(
         name="WER",
         peer="jiwer.wer",
-        sizes={
-            label: {"n": n, "vocab": 2000, "length": 20}
-            for label, n in (("tiny", 100), ("small", 1000), ("medium", 10_000), ("large", 50_000))
-        },
+        sizes=_utterances(vocab=2000, length=20),
         build=build_error_rate,
         group=GROUP,
     )
@@ -180,10 +179,7 @@ register_case(
     SpeedCase(
         name="PER",
         peer="jiwer.wer on phone strings",
-        sizes={
-            label: {"n": n, "vocab": 39, "length": 40}
-            for label, n in (("tiny", 100), ("small", 1000), ("medium", 10_000), ("large", 50_000))
-        },
+        sizes=_utterances(vocab=39, length=40),
         build=build_error_rate,
         group=GROUP,
     )

@@ -48,8 +48,12 @@ class SpeedOptions:
         }
 
 
-def row_key(case: str, size: str, options: SpeedOptions) -> str:
-    return json.dumps({"case": case, "size": size, **options.key_fields()}, sort_keys=True)
+KEY_FIELDS = ("case", "size", "device", "threads", "amp", "compile", "cuda_graph")
+
+
+def row_key(row: dict[str, Any]) -> str:
+    """What makes two rows the same measurement: the case, size and timing options."""
+    return json.dumps({k: row.get(k) for k in KEY_FIELDS}, sort_keys=True)
 
 
 def time_pair(ours: Callable, peer: Callable, options: SpeedOptions, first_s: float):
@@ -177,20 +181,15 @@ def run(
     """Measure every (case, size) of ``suite``; rows already in ``out_dir`` are kept."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = (
-        {}
-        if force
-        else {
-            row_key(r["case"], r["size"], _options_of(r, options)): r
-            for r in load_rows(out_dir)
-            if r.get("status") in ("ok", "peer missing")
-        }
-    )
+    done = {}
+    if not force:  # rows measured before with these options are kept, not measured again
+        reusable = ("ok", "peer missing")
+        done = {row_key(r): r for r in load_rows(out_dir) if r.get("status") in reusable}
     env = harness.capture_env(options.device)
     rows = []
     todo = plan(cases, suite)
     for case, size in progress(todo) if progress else todo:
-        key = row_key(case.name, size, options)
+        key = row_key({"case": case.name, "size": size, **options.key_fields()})
         if key in done:
             rows.append(done[key])
             continue
@@ -199,14 +198,3 @@ def run(
             f.write(json.dumps(row) + "\n")
         rows.append(row)
     return rows
-
-
-def _options_of(row: dict[str, Any], options: SpeedOptions) -> SpeedOptions:
-    """The options a stored row was measured with (for matching it against this run)."""
-    return SpeedOptions(
-        device=torch.device(row.get("device", "cpu")),
-        threads=row.get("threads", 0),
-        amp=row.get("amp", "off"),
-        compile=row.get("compile", False),
-        cuda_graph=row.get("cuda_graph", False),
-    )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench import harness
-from bench.config import build_config
+from bench.config import build_config, scale_config
 from bench.data import synthetic
 from bench.data.audio import read_audio
 from bench.data.librispeech import load_librispeech
@@ -316,21 +316,11 @@ class ASRTask(Task):
     )
 
     def config(self, scale: str) -> dict:
-        if scale not in SCALE_CONFIGS:
-            raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALE_CONFIGS)}")
         return {
-            **asdict(build_config(ASRConfig, SCALE_CONFIGS[scale])),
+            **scale_config(ASRConfig, SCALE_CONFIGS, scale),
             "ssl": ssl_phoneme.SSLPhonemeTask().config(scale),
             "scale": scale,
         }
-
-    def cells(self, scale, seeds, selected=None) -> list[Cell]:
-        config = self.config(scale)
-        return [
-            Cell(task=self.name, method=m, seed=seed, scale=scale, config=config)
-            for m in self.grid(selected, scale)
-            for seed in seeds
-        ]
 
     def grid(self, selected=None, scale: str = "quick") -> list[dict[str, str]]:
         """Front ends x languages x labeled amounts of ``scale``, narrowed by --methods.

@@ -13,7 +13,7 @@ set) and speed-changed (``test_speed``, which also shifts the pitch). Baseline: 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from bench import harness, registry
-from bench.config import build_config
+from bench.config import build_config, scale_config
 from bench.data import synthetic
 from bench.models.frontends import LogMel
 from bench.registry import register
@@ -128,9 +128,7 @@ class AugmentTask(Task):
     suite_seeds = {"quick": 1}
 
     def config(self, scale: str) -> dict:
-        if scale not in SCALE_CONFIGS:
-            raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALE_CONFIGS)}")
-        return asdict(build_config(AugmentConfig, SCALE_CONFIGS[scale]))
+        return scale_config(AugmentConfig, SCALE_CONFIGS, scale)
 
     def dataset_card(self, config: dict) -> str:
         return synthetic.card(synthetic.ensure_corpus(config["corpus"]))

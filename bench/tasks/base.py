@@ -92,8 +92,12 @@ class Task:
         """The expanded configuration of this task at ``scale`` (goes into every record)."""
         raise NotImplementedError
 
-    def grid(self, selected: dict[str, list[str]] | None = None) -> list[dict[str, str]]:
-        """All method combinations, optionally narrowed by ``--methods family=name``."""
+    def grid(
+        self, selected: dict[str, list[str]] | None = None, scale: str = "quick"
+    ) -> list[dict[str, str]]:
+        """All method combinations, optionally narrowed by ``--methods family=name``.
+
+        ``scale`` is for tasks whose rows differ by scale; this default ignores it."""
         selected = selected or {}
         choices = []
         for family in self.families:
@@ -109,7 +113,7 @@ class Task:
         config = self.config(scale)
         return [
             Cell(task=self.name, method=method, seed=seed, scale=scale, config=config)
-            for method in self.grid(selected)
+            for method in self.grid(selected, scale)
             for seed in seeds
         ]
 

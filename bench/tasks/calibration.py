@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from bench import harness, registry
-from bench.config import build_config
+from bench.config import build_config, scale_config
 from bench.data.digits import load_digits_split
 from bench.metrics.calibration import calibration_metrics, reliability_bins, risk_at_coverage_grid
 from bench.registry import register
@@ -184,9 +184,7 @@ class CalibrationTask(Task):
     table_metrics = ("accuracy", "nll", "brier", "ece", "mce", "adaptive_ece", "auroc", "aurc")
 
     def config(self, scale: str) -> dict[str, object]:
-        if scale not in SCALE_CONFIGS:
-            raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALE_CONFIGS)}")
-        return asdict(build_config(CalibrationConfig, SCALE_CONFIGS[scale]))
+        return scale_config(CalibrationConfig, SCALE_CONFIGS, scale)
 
     def cells(self, scale, seeds, selected=None) -> list[Cell]:
         # classifier-major, seed next: each trained model is reused by consecutive cells

@@ -13,7 +13,7 @@ reported as measured).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from bench.metrics.retrieval import recall_at_1, retrieval_metrics
 from bench.registry import register
 from bench.store import Cell
 from bench.tasks.base import CellResult, RunContext
-from bench.tasks.speaker import ROWS, UNTRAINED, MetricTask, build_loss, sample_batch, torch_threads
+from bench.tasks.speaker import ROWS, UNTRAINED, MetricTask, build_loss, sample_batch
 
 TRAIN_CLASSES = (0, 1, 2, 3, 4)  # the rest (5–9) are the unseen test classes
 DIGITS_ROWS = {  # each loss once; the triplet loss with the semi-hard miner
@@ -81,29 +81,14 @@ class DigitsMetricTask(MetricTask):
     title = "Metric learning on digits (non-speech): retrieval on unseen classes 5–9"
     table_metrics = ("recall_at_1", "map_at_r", "nmi", "eer")
     rows = DIGITS_ROWS
-
-    def config(self, scale: str) -> dict:
-        if scale not in SCALE_CONFIGS:
-            raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALE_CONFIGS)}")
-        return asdict(build_config(DigitsMetricConfig, SCALE_CONFIGS[scale]))
-
-    def cells(self, scale, seeds, selected=None) -> list[Cell]:
-        config = self.config(scale)
-        return [
-            Cell(task=self.name, method=m, seed=seed, scale=scale, config=config)
-            for m in self.grid(selected, scale)
-            for seed in seeds
-        ]
+    config_class = DigitsMetricConfig
+    scale_configs = SCALE_CONFIGS
 
     def dataset_card(self, config: dict) -> str:
         return (
             "scikit-learn digits (1,797 real 8x8 handwritten images): classes 0–4 train, "
             "classes 5–9 test (unseen)."
         )
-
-    def run(self, cell: Cell, ctx: RunContext) -> CellResult:
-        with torch_threads(1 if ctx.device.type == "cpu" else torch.get_num_threads()):
-            return self._run(cell, ctx)
 
     def _run(self, cell: Cell, ctx: RunContext) -> CellResult:
         config = build_config(DigitsMetricConfig, cell.config)

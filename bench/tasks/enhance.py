@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from bench import harness, registry
-from bench.config import build_config
+from bench.config import build_config, scale_config
 from bench.data import synthetic
 from bench.data.items import Utterance
 from bench.data.voicebank import load_voicebank
@@ -227,12 +227,13 @@ class EnhanceTask(Task):
     )
 
     def config(self, scale: str) -> dict:
-        if scale not in SCALE_CONFIGS:
-            raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALE_CONFIGS)}")
-        return asdict(build_config(EnhanceConfig, SCALE_CONFIGS[scale]))
+        return scale_config(EnhanceConfig, SCALE_CONFIGS, scale)
 
-    def grid(self, selected=None) -> list[dict[str, str]]:
-        """Non-learned enhancers once (loss "-"), learned ones x every training loss."""
+    def grid(self, selected=None, scale: str = "quick") -> list[dict[str, str]]:
+        """Non-learned enhancers once (loss "-"), learned ones x every training loss.
+
+        Non-learned enhancers do not depend on the seed, but each seed is still a cell, so
+        every row of the table has the same number of seeds for the paired tests."""
         selected = selected or {}
         for family, names in selected.items():
             for name in names:
@@ -246,17 +247,6 @@ class EnhanceTask(Task):
             else:
                 rows.append({"enhancer": name, "enh_loss": NO_LOSS})
         return rows
-
-    def cells(self, scale, seeds, selected=None) -> list[Cell]:
-        config = self.config(scale)
-        rows = self.grid(selected)
-        # non-learned enhancers do not depend on the seed, but each seed is a cell so that
-        # every row of the table has the same number of seeds for the paired tests
-        return [
-            Cell(task=self.name, method=m, seed=seed, scale=scale, config=config)
-            for m in rows
-            for seed in seeds
-        ]
 
     def dataset_card(self, config: dict) -> str:
         if "voicebank" in config.get("data", {}):

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from bench import harness
-from bench.config import build_config
+from bench.config import build_config, scale_config
 from bench.data import cmudict_g2p
 from bench.metrics.asr import token_error_rate
 from bench.models.g2p import EOS, PAD, ModelConfig, Seq2Seq, Vocab, beam_decode, greedy_decode
@@ -268,11 +268,9 @@ class G2PTask(Task):
     )
 
     def config(self, scale: str) -> dict:
-        if scale not in SCALE_CONFIGS:
-            raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALE_CONFIGS)}")
-        return asdict(build_config(G2PConfig, SCALE_CONFIGS[scale]))
+        return scale_config(G2PConfig, SCALE_CONFIGS, scale)
 
-    def grid(self, selected=None) -> list[dict[str, str]]:
+    def grid(self, selected=None, scale: str = "quick") -> list[dict[str, str]]:
         """Forcing strategies x decoder architectures, narrowed by --methods."""
         selected = selected or {}
         names = selected.get("forcing") or list(FORCING)

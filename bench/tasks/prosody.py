@@ -12,7 +12,6 @@ scored on the test logits: accuracy, macro-F1, ECE before and after temperature 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +28,11 @@ from bench.store import Cell, Record
 from bench.tasks.base import CellResult, Figure, RunContext
 from bench.tasks.speaker import (
     ROWS,
-    SCALE_CONFIGS,
     MetricConfig,
     MetricTask,
     class_indices,
     embed,
     features,
-    torch_threads,
     train_encoder,
 )
 
@@ -90,27 +87,10 @@ class ProsodyTask(MetricTask):
     rows = PROSODY_ROWS
     table_metrics = ("accuracy", "macro_f1", "ece_before", "ece_after", "nll")
 
-    def config(self, scale: str) -> dict:
-        if scale not in SCALE_CONFIGS:
-            raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALE_CONFIGS)}")
-        return asdict(build_config(MetricConfig, SCALE_CONFIGS[scale]))
-
     def grid(self, selected=None, scale: str = "quick") -> list[dict[str, str]]:
         selected = selected or {}
         rows = MetricTask.grid(self, {k: v for k, v in selected.items() if k != "target"}, scale)
         return [{**r, "target": t} for t in selected.get("target", TARGETS) for r in rows]
-
-    def cells(self, scale, seeds, selected=None) -> list[Cell]:
-        config = self.config(scale)
-        return [
-            Cell(task=self.name, method=m, seed=seed, scale=scale, config=config)
-            for m in self.grid(selected, scale)
-            for seed in seeds
-        ]
-
-    def run(self, cell: Cell, ctx: RunContext) -> CellResult:
-        with torch_threads(1 if ctx.device.type == "cpu" else torch.get_num_threads()):
-            return self._run(cell, ctx)
 
     def _run(self, cell: Cell, ctx: RunContext) -> CellResult:
         config = build_config(MetricConfig, cell.config)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from bench import harness, registry
-from bench.config import build_config
+from bench.config import build_config, scale_config
 from bench.data import synthetic
 from bench.metrics.retrieval import recall_at_1, retrieval_metrics
 from bench.models.frontends import LogMel
@@ -281,6 +281,18 @@ class MetricTask(Task):
     baseline = {"loss": UNTRAINED, "miner": "-"}
     suite_seeds = {"quick": 1}
     rows: dict[str, tuple[tuple[str, str], ...]] = ROWS
+    config_class: type = MetricConfig
+    scale_configs: dict[str, dict] = SCALE_CONFIGS
+
+    def config(self, scale: str) -> dict:
+        return scale_config(self.config_class, self.scale_configs, scale)
+
+    def run(self, cell: Cell, ctx: RunContext) -> CellResult:
+        with torch_threads(1 if ctx.device.type == "cpu" else torch.get_num_threads()):
+            return self._run(cell, ctx)
+
+    def _run(self, cell: Cell, ctx: RunContext) -> CellResult:
+        raise NotImplementedError
 
     def grid(self, selected=None, scale: str = "quick") -> list[dict[str, str]]:
         """The untrained row and the (loss, miner) rows of ``scale``, narrowed by --methods
@@ -306,23 +318,6 @@ class SpeakerTask(MetricTask):
 
     title = "Speaker embeddings by metric learning: retrieval and verification, unseen speakers"
     table_metrics = ("recall_at_1", "map_at_r", "nmi", "eer")
-
-    def config(self, scale: str) -> dict:
-        if scale not in SCALE_CONFIGS:
-            raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALE_CONFIGS)}")
-        return asdict(build_config(MetricConfig, SCALE_CONFIGS[scale]))
-
-    def cells(self, scale, seeds, selected=None) -> list[Cell]:
-        config = self.config(scale)
-        return [
-            Cell(task=self.name, method=m, seed=seed, scale=scale, config=config)
-            for m in self.grid(selected, scale)
-            for seed in seeds
-        ]
-
-    def run(self, cell: Cell, ctx: RunContext) -> CellResult:
-        with torch_threads(1 if ctx.device.type == "cpu" else torch.get_num_threads()):
-            return self._run(cell, ctx)
 
     def _run(self, cell: Cell, ctx: RunContext) -> CellResult:
         config = build_config(MetricConfig, cell.config)

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from bench import harness, registry
-from bench.config import build_config
+from bench.config import build_config, scale_config
 from bench.data import synthetic
 from bench.metrics.asr import token_error_rate
 from bench.models.ctc_probe import ProbeConfig, decode, train_probe
@@ -278,11 +278,9 @@ class SSLPhonemeTask(Task):
     table_metrics = ("dev_per", "test_per", "codebook_perplexity", "code_usage", "pretrain_loss")
 
     def config(self, scale: str) -> dict:
-        if scale not in SCALE_CONFIGS:
-            raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALE_CONFIGS)}")
-        return asdict(build_config(SSLConfig, SCALE_CONFIGS[scale]))
+        return scale_config(SSLConfig, SCALE_CONFIGS, scale)
 
-    def grid(self, selected=None) -> list[dict[str, str]]:
+    def grid(self, selected=None, scale: str = "quick") -> list[dict[str, str]]:
         rows = [{"frontend": b, "quantizer": "-", "objective": "-"} for b in BASELINES]
         rows += [{"frontend": "pretrained", "quantizer": q, "objective": o} for q, o in PRETRAINED]
         # a baseline row has no quantizer or objective ("-"): such a family filter keeps it
