@@ -17,19 +17,19 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 
-from bench.store import Cell, Record
-from bench.sweep import new_record, run_cell
-from bench.tasks.base import RunContext
+from bench.cells import CellRun, new_record, run_cell
+from bench.context import RunContext
+from bench.store import Cell
 
 EXECUTORS = ("local", "ray")
 
 
-def failed_record(cell: Cell, run_id: str, env: dict, error: str) -> Record:
-    """The record of a cell whose worker died (the cell itself never reported)."""
-    return new_record(cell, run_id, env, status="failed", error=error)
+def failed_run(cell: Cell, run_id: str, env: dict, error: str) -> CellRun:
+    """The outcome of a cell whose worker died (the cell itself never reported)."""
+    return CellRun(new_record(cell, run_id, env, status="failed", error=error))
 
 
-def _worker(cell: Cell, ctx: RunContext, run_id: str, env: dict, threads: int) -> Record:
+def _worker(cell: Cell, ctx: RunContext, run_id: str, env: dict, threads: int) -> CellRun:
     """Run one cell in a worker process (pool or Ray): load the registry, split the cores."""
     import torch
 
@@ -41,7 +41,7 @@ def _worker(cell: Cell, ctx: RunContext, run_id: str, env: dict, threads: int) -
 
 
 def run_pool(cells: list[Cell], ctx: RunContext, run_id: str, env: dict, jobs: int):
-    """Yield (cell, record) as a pool of ``jobs`` processes finishes them."""
+    """Yield (cell, CellRun) as a pool of ``jobs`` processes finishes them."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     quiet_ctx = replace(ctx, quiet=True)  # one bar (the driver's), not one per worker
     spawn = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
@@ -54,11 +54,11 @@ def run_pool(cells: list[Cell], ctx: RunContext, run_id: str, env: dict, jobs: i
             try:
                 yield cell, future.result()
             except Exception as exc:  # the worker process died (e.g. out of memory)
-                yield cell, failed_record(cell, run_id, env, f"worker died: {exc!r}")
+                yield cell, failed_run(cell, run_id, env, f"worker died: {exc!r}")
 
 
 def run_ray(cells: list[Cell], ctx: RunContext, run_id: str, env: dict, address: str | None):
-    """Yield (cell, record) as Ray tasks finish them; a dead worker's cell is retried once."""
+    """Yield (cell, CellRun) as Ray tasks finish them; a dead worker's cell is retried once."""
     try:
         import ray
     except ImportError as exc:
@@ -79,4 +79,4 @@ def run_ray(cells: list[Cell], ctx: RunContext, run_id: str, env: dict, address:
         try:
             yield cell, ray.get(ref)
         except Exception as exc:  # worker died twice (retried once by Ray)
-            yield cell, failed_record(cell, run_id, env, f"Ray worker failed twice: {exc!r}")
+            yield cell, failed_run(cell, run_id, env, f"Ray worker failed twice: {exc!r}")

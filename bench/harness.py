@@ -28,7 +28,7 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 def pick_device(requested: str | None = None) -> torch.device:
     """cuda when available, else cpu; ``requested`` ("cpu", "cuda", "cuda:1") overrides."""
-    if requested in (None, "", "auto"):
+    if requested is None or requested in ("", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(requested)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -138,6 +138,11 @@ def time_fn(
     return summarize_ms(samples)
 
 
+@dataclass
+class TimedStep:
+    items: int  # samples processed by the step (for samples/s)
+
+
 class StepTimer:
     """Collects per-step wall times of a training loop (first ``skip`` steps are warm-up)."""
 
@@ -147,19 +152,20 @@ class StepTimer:
         self.samples_ms: list[float] = []
         self.items = 0
         self._seen = 0
-        self._t0 = 0.0
 
     @contextlib.contextmanager
-    def step(self, items: int) -> Iterator[None]:
+    def step(self, items: int = 0) -> Iterator[TimedStep]:
+        """Time one step; the caller may set ``.items`` on the yielded object inside."""
+        timed = TimedStep(items)
         synchronize(self.device)
         t0 = time.perf_counter()
-        yield
+        yield timed
         synchronize(self.device)
         elapsed_ms = (time.perf_counter() - t0) * 1e3
         self._seen += 1
         if self._seen > self.skip:
             self.samples_ms.append(elapsed_ms)
-            self.items += items
+            self.items += timed.items
 
     def items_per_s(self) -> float | None:
         total_s = sum(self.samples_ms) / 1e3

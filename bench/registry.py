@@ -1,45 +1,28 @@
 """Method and task registries.
 
 Methods and tasks register under a family and a name with ``@register(family, name)``;
-``get(family, name)`` returns the class. A second registration of the same name is an
-error (never "last definition wins"), and an unknown name raises ``UnknownNameError``
-listing the known names of that family, so a typo on the command line is self-explaining.
+``build(family, name, params=..., **context)`` is the one way to construct a method. A
+second registration of the same name is an error (never "last definition wins"), and an
+unknown name raises ``UnknownNameError`` listing the known names of that family, so a
+typo on the command line is self-explaining.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import importlib
+import inspect
+import pkgutil
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 _REGISTRY: dict[str, dict[str, type]] = {}
 
-# Modules that hold registrations. Imported explicitly (no star-imports) by load_all().
-REGISTERING_MODULES: tuple[str, ...] = (
-    "methods.calibration",
-    "methods.quantizers",
-    "methods.ssl_objectives",
-    "bench.models.digits",
-    "bench.models.frontends",
-    "bench.tasks.calibration",
-    "bench.tasks.user_logits",
-    "bench.tasks.ssl_phoneme",
-    "bench.tasks.asr",
-    "methods.enhancement",
-    "bench.tasks.enhance",
-    "methods.forcing",
-    "bench.tasks.g2p",
-    "methods.losses",
-    "methods.miners",
-    "bench.tasks.speaker",
-    "bench.tasks.prosody",
-    "methods.augment",
-    "bench.tasks.augment",
-    "bench.tasks.digits_metric",
-)
+# Packages whose modules hold registrations; load_all() imports every module in them, so a
+# new method or task file registers itself without being added to any list.
+REGISTERING_PACKAGES: tuple[str, ...] = ("methods", "bench.models", "bench.tasks")
 
 
 class UnknownNameError(LookupError):
@@ -76,10 +59,23 @@ def register(family: str, name: str) -> Callable[[T], T]:
     return decorator
 
 
+_LOADED = False
+
+
 def load_all() -> None:
-    """Import every module that registers something (idempotent)."""
-    for module in REGISTERING_MODULES:
-        importlib.import_module(module)
+    """Import every module of the registering packages (idempotent)."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True  # first: a module that lists names while it is imported must not recurse
+    try:
+        for package_name in REGISTERING_PACKAGES:
+            package = importlib.import_module(package_name)
+            for info in pkgutil.walk_packages(package.__path__, prefix=package_name + "."):
+                importlib.import_module(info.name)
+    except BaseException:
+        _LOADED = False
+        raise
 
 
 def families() -> list[str]:
@@ -98,7 +94,9 @@ def names(family: str, pattern: str = "*") -> list[str]:
 
 
 def get(family: str, name: str) -> type:
-    """The class registered as ``family/name``; raises UnknownNameError listing known names."""
+    """The class registered as ``family/name``; raises UnknownNameError listing known names.
+
+    Only ``build`` (and introspection such as listing) should need the class itself."""
     known = names(family)
     try:
         return _REGISTRY[family][name]
@@ -106,3 +104,57 @@ def get(family: str, name: str) -> type:
         raise UnknownNameError(
             f"unknown {family} {name!r}; known {family} names: {', '.join(known)}"
         ) from None
+
+
+class ContextError(TypeError):
+    """A build() call whose context does not fit what the method declares."""
+
+
+def requirements(cls: type) -> tuple[str, ...]:
+    """The context names ``cls`` declares in ``requires`` (what it needs from the task)."""
+    return tuple(getattr(cls, "requires", ()))
+
+
+def family_context(family: str) -> set[str]:
+    """Every context name some method of ``family`` declares: what a task may pass."""
+    return {need for name in names(family) for need in requirements(_REGISTRY[family][name])}
+
+
+def build(family: str, name: str, params: dict[str, Any] | None = None, **context: Any) -> Any:
+    """Construct ``family/name``: the one way to build a registered method.
+
+    ``context`` is what the task knows (e.g. ``num_classes``, ``embedding_dim``,
+    ``generator``, ``total_steps``); each class lists in ``requires`` the names it needs, and
+    gets exactly those. A task passes its family's context to every method of the family, so
+    a name no method of the family declares is an error (a typo), and so is a declared name
+    the task did not pass. ``params`` are the method's own hyper-parameters (keyword
+    arguments of its constructor, paper defaults otherwise); unknown ones are an error.
+    """
+    cls = get(family, name)
+    known = family_context(family)
+    unknown = sorted(set(context) - known)
+    if unknown:
+        raise ContextError(
+            f"build({family!r}, {name!r}): unknown context {', '.join(unknown)}; "
+            f"methods of {family} declare: {', '.join(sorted(known)) or '(nothing)'}"
+        )
+    needed = requirements(cls)
+    missing = [k for k in needed if k not in context]
+    if missing:
+        raise ContextError(
+            f"{family}/{name} needs {', '.join(missing)} from the task; pass it to build()"
+        )
+    params = dict(params or {})
+    clash = sorted(set(params) & set(needed))
+    if clash:
+        raise ContextError(f"{family}/{name}: {', '.join(clash)} is context, not a param")
+    signature = inspect.signature(cls)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    bad = sorted(k for k in params if k not in signature.parameters and not takes_any)
+    if bad:
+        accepted = [p for p in signature.parameters if p not in needed]
+        raise ContextError(
+            f"{family}/{name} has no parameter {', '.join(bad)}; "
+            f"its parameters: {', '.join(accepted) or '(none)'}"
+        )
+    return cls(**params, **{k: context[k] for k in needed})

@@ -1,22 +1,21 @@
 """Suites and ablation grids: expand (tasks x method choices x seeds) into cells and run them.
 
-The local executor runs cells one at a time in this process. Each finished cell is
+Cells run through an executor (bench.executors) and bench.cells.run_cell; this module
+writes their items and records as they finish. Each finished cell is
 appended to the run's records at once; a failing cell is recorded with its error and the
 sweep goes on; cells already finished in the run folder are skipped (resume).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import time
-import traceback
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bench import harness, registry
-from bench.store import Cell, Record, RunStore, stable_hash
-from bench.tasks.base import RunContext, get_task
+from bench import executors, harness, registry
+from bench.cells import run_cell
+from bench.context import RunContext
+from bench.store import Cell, RunStore, stable_hash, write_items
+from bench.tasks.base import get_task
 
 
 @dataclass(frozen=True)
@@ -123,60 +122,6 @@ class SweepSummary:
     failed: list[tuple[Cell, str]] = field(default_factory=list)
 
 
-_DATA_HASHES: dict[tuple[str, str], str | None] = {}
-
-
-def _data_hash(task, config: dict) -> str | None:
-    """The task's data hash for ``config``, computed once per process."""
-    key = (task.name, stable_hash(config))
-    if key not in _DATA_HASHES:
-        try:
-            _DATA_HASHES[key] = task.data_hash(config)
-        except Exception:  # bad data fails the cell itself, with its own message
-            return None
-    return _DATA_HASHES[key]
-
-
-def new_record(cell: Cell, run_id: str, env: dict, **fields) -> Record:
-    """The record of ``cell`` before it runs (``fields`` set status, error, started...)."""
-    task = get_task(cell.task)
-    return Record(
-        run_id=run_id,
-        task=cell.task,
-        method=dict(cell.method),
-        config=cell.config,
-        seed=cell.seed,
-        scale=cell.scale,
-        env={**env, "task_version": task.version, "data_hash": _data_hash(task, cell.config)},
-        cell_key=cell.key,
-        **fields,
-    )
-
-
-def run_cell(cell: Cell, ctx: RunContext, run_id: str, env: dict) -> Record:
-    """Run one cell and return its record; an exception becomes a failed record."""
-    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    t0 = time.perf_counter()
-    task = get_task(cell.task)
-    record = new_record(cell, run_id, env, started=started)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            harness.seed_everything(cell.seed)
-            result = task.run(cell, ctx)
-            record.metrics, record.curves = result.metrics, result.curves
-            record.timing = result.timing
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as exc:  # recorded, and the sweep goes on
-            record.status = "failed"
-            tail = "".join(traceback.format_exception(exc)[-3:]).strip()
-            record.error = f"{type(exc).__name__}: {exc}\n{tail}"
-    record.warnings = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
-    record.seconds = time.perf_counter() - t0
-    return record
-
-
 def run_cells(
     cells: list[Cell],
     ctx: RunContext,
@@ -198,8 +143,11 @@ def run_cells(
     env = harness.capture_env(ctx.device)
     env["probe_gflops"] = harness.measured_peak_flops(ctx.device) / 1e9  # speed reference
     bar = ctx.progress(total=len(pending), desc="cells", unit="cell", leave=True)
-    for cell, record in _results(pending, ctx, run_id, env, executor, jobs, ray_address, bar):
+    for cell, outcome in _results(pending, ctx, run_id, env, executor, jobs, ray_address, bar):
         bar.update(1)
+        record = outcome.record
+        if outcome.items:  # the items first: a record never points at missing items
+            write_items(ctx.run_dir, record.cell_key, outcome.items)
         store.append(record)
         summary.ran.append(cell)
         for warning in record.warnings:
@@ -212,9 +160,7 @@ def run_cells(
 
 
 def _results(pending, ctx, run_id, env, executor, jobs, ray_address, bar):
-    """(cell, record) pairs as the chosen executor finishes them."""
-    from bench import executors
-
+    """(cell, CellRun) pairs as the chosen executor finishes them."""
     if executor not in executors.EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; known: {', '.join(executors.EXECUTORS)}")
     if jobs < 1:
@@ -231,7 +177,5 @@ def _results(pending, ctx, run_id, env, executor, jobs, ray_address, bar):
 
 def default_run_dir(suite: str, cells: list[Cell], device: str, amp: str) -> Path:
     """``reports/<suite>-<hash>``: the same command maps to the same folder, so it resumes."""
-    from bench.store import stable_hash
-
     digest = stable_hash({"cells": sorted(c.key for c in cells), "device": device, "amp": amp}, 8)
     return Path("reports") / f"{suite}-{digest}"

@@ -25,6 +25,9 @@ class DigitsSplit:
     x_test: torch.Tensor
     y_test: torch.Tensor
 
+    id_train: np.ndarray | None = None  # the images' indices in load_digits(): item ids
+    id_valid: np.ndarray | None = None
+    id_test: np.ndarray | None = None
     num_classes: int = 10
 
     def sizes(self) -> dict[str, int]:
@@ -47,15 +50,20 @@ def load_digits_split(
     data = load_digits()
     x = (data.images / 16.0).astype(np.float32)[:, None]  # pixel values are 0..16
     y = data.target.astype(np.int64)
-    x_rest, x_test, y_rest, y_test = train_test_split(
-        x, y, test_size=test_fraction, stratify=y, random_state=seed
+    ids = np.arange(len(y))  # split with the images: the split depends on n, y and seed only
+    x_rest, x_test, y_rest, y_test, id_rest, id_test = train_test_split(
+        x, y, ids, test_size=test_fraction, stratify=y, random_state=seed
     )
-    x_train, x_valid, y_train, y_valid = train_test_split(
+    x_train, x_valid, y_train, y_valid, id_train, id_valid = train_test_split(
         x_rest,
         y_rest,
+        id_rest,
         test_size=valid_fraction / (1 - test_fraction),
         stratify=y_rest,
         random_state=seed,
     )
     t = torch.from_numpy
-    return DigitsSplit(t(x_train), t(y_train), t(x_valid), t(y_valid), t(x_test), t(y_test))
+    return DigitsSplit(
+        t(x_train), t(y_train), t(x_valid), t(y_valid), t(x_test), t(y_test),
+        id_train, id_valid, id_test,
+    )  # fmt: skip

@@ -374,6 +374,14 @@ def card(root: Path) -> str:
     return text
 
 
+def identity(root: Path) -> dict:
+    """What fixes a built corpus's data: config and generator version, and the checksums of
+    its manifests (which hold every file's SHA-1); not the build speed, which varies."""
+    files = ("manifest.jsonl", "mixtures.jsonl")
+    sums = {name: hashlib.sha256((root / name).read_bytes()).hexdigest() for name in files}
+    return {"corpus": json.loads((root / "corpus.json").read_text()), **sums}
+
+
 def verify(root: Path) -> list[str]:
     """Problems found in a built corpus (missing files, changed audio); empty when sound."""
     problems = []

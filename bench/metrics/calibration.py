@@ -165,14 +165,22 @@ def _conf_correct(p: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _nll_core(p: Tensor, y: Tensor, eps: float) -> float:
-    return float(-p.gather(1, y[:, None]).to(_F64).clamp_min(eps).log().mean())
+    return float(_nll_items(p, y, eps).mean())
 
 
-def _brier_core(p: Tensor, y: Tensor) -> float:
+def _nll_items(p: Tensor, y: Tensor, eps: float) -> Tensor:
+    return -p.gather(1, y[:, None]).to(_F64).clamp_min(eps).log().squeeze(1)
+
+
+def _brier_items(p: Tensor, y: Tensor) -> Tensor:
     # sum_k (p_k - y_k)^2 == sum_k p_k^2 - 2 p_y + 1, without building the one-hot matrix
     p = p.to(_F64)
     per_sample = (p * p).sum(dim=1) - 2.0 * p.gather(1, y[:, None]).squeeze(1) + 1.0
-    return float(per_sample.clamp_min(0.0).mean())
+    return per_sample.clamp_min(0.0)
+
+
+def _brier_core(p: Tensor, y: Tensor) -> float:
+    return float(_brier_items(p, y).mean())
 
 
 def _bin_sums(conf: Tensor, correct: Tensor, n_bins: int) -> tuple[Tensor, ...]:
@@ -442,17 +450,32 @@ def risk_at_coverage_grid(
     return [k / g for k in range(1, g + 1)], risk[idx].tolist()
 
 
-def calibration_metrics(probs: Any, labels: Any, n_bins: int = 15) -> dict[str, float]:
-    """All table metrics at once, validating the inputs and sorting the confidences once."""
-    n_bins = _check_n_bins(n_bins)
+def calibration_items(probs: Any, labels: Any) -> dict[str, np.ndarray]:
+    """Per-item columns of a classifier's predictions, from which ``metrics_from_items``
+    computes every table metric: label, pred, confidence, correct, nll, brier."""
     p, y = check_probs_labels(probs, labels)
     conf, correct = _conf_correct(p, y)
+    return {
+        "label": y.cpu().numpy(),
+        "pred": p.argmax(dim=1).cpu().numpy(),
+        "confidence": conf.cpu().numpy(),
+        "correct": correct.cpu().numpy(),
+        "nll": _nll_items(p, y, NLL_EPS).cpu().numpy(),
+        "brier": _brier_items(p, y).cpu().numpy(),
+    }
+
+
+def metrics_from_items(items: dict[str, Any], n_bins: int = 15) -> dict[str, float]:
+    """All table metrics from per-item columns (confidence, correct, nll, brier)."""
+    n_bins = _check_n_bins(n_bins)
+    conf = torch.as_tensor(np.asarray(items["confidence"]), dtype=_F64)
+    correct = torch.as_tensor(np.asarray(items["correct"]), dtype=_F64)
     sums = _bin_sums(conf, correct, n_bins)[1:]
     groups = _tie_groups(conf, correct)
     return {
         "accuracy": float(correct.mean()),
-        "nll": _nll_core(p, y, NLL_EPS),
-        "brier": _brier_core(p, y),
+        "nll": float(torch.as_tensor(np.asarray(items["nll"]), dtype=_F64).mean()),
+        "brier": float(torch.as_tensor(np.asarray(items["brier"]), dtype=_F64).mean()),
         "ece": _ece_from_sums(*sums),
         "mce": _mce_from_sums(*sums),
         "adaptive_ece": _adaptive_ece_core(conf, correct, n_bins),
@@ -460,3 +483,8 @@ def calibration_metrics(probs: Any, labels: Any, n_bins: int = 15) -> dict[str, 
         "aurc": _aurc_core(*groups),
         "eaurc": _eaurc_core(*groups),
     }
+
+
+def calibration_metrics(probs: Any, labels: Any, n_bins: int = 15) -> dict[str, float]:
+    """All table metrics at once, validating the inputs and sorting the confidences once."""
+    return metrics_from_items(calibration_items(probs, labels), n_bins)

@@ -12,6 +12,8 @@ from bench.registry import register
 class MLP(nn.Module):
     """Two hidden ReLU layers over the flattened image; no dropout, so it overfits."""
 
+    requires = ("num_classes",)  # context from the task (the output width)
+
     def __init__(self, in_features: int = 64, hidden: int = 256, num_classes: int = 10) -> None:
         super().__init__()
         self.net = nn.Sequential(
@@ -30,6 +32,8 @@ class MLP(nn.Module):
 @register("classifier", "cnn")
 class SmallCNN(nn.Module):
     """Two 3x3 conv blocks with batch norm, a max-pool and two linear layers (LeNet-like)."""
+
+    requires = ("num_classes",)  # context from the task (classes, or the embedding width)
 
     def __init__(self, channels: int = 32, hidden: int = 128, num_classes: int = 10) -> None:
         super().__init__()

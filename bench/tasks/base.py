@@ -1,113 +1,140 @@
 """What a task is: the contract between a benchmark task and the harness.
 
-A task expands a suite scale into cells (one choice per method family and a seed), runs
-one cell into a ``CellResult`` and, optionally, draws figures from its records. The
-harness does the rest: seeding, device, timing helpers, storing, resuming and reporting.
-Copy ``bench/tasks/calibration.py`` as the worked example.
+A task declares its grid as data (``rows`` per scale, its ``baseline``), builds its
+config per scale, and runs one cell into a ``CellResult``: aggregate metrics, curves,
+timing and the per-item scores the aggregates are made of. The harness does the rest:
+seeding (once per cell, before ``run``), device, the training loop (``bench.training``),
+storing, resuming and reporting. Copy ``bench/tasks/calibration.py`` as the worked example.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.util
 import itertools
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import torch
-from tqdm.auto import tqdm
+import numpy as np
 
-from bench import harness, registry
-from bench.store import Cell, Record
+from bench import registry
+from bench.context import RunContext
+from bench.store import Cell, stable_hash
+
+
+__all__ = ["NONE", "SCALES", "CellResult", "RunContext", "Task", "get_task", "product"]
 
 SCALES = ("quick", "default", "full")
+NONE = "-"  # "no choice": a method family that does not apply to a row (e.g. no loss)
 
-
-@dataclass
-class RunContext:
-    """Everything a task may use from the harness while running one cell."""
-
-    device: torch.device
-    amp: str = "off"
-    run_dir: Path = Path("reports/scratch")
-    quiet: bool = False
-
-    def progress(self, iterable: Iterable | None = None, **kwargs: Any) -> tqdm:
-        """A tqdm bar that respects --quiet and never outlives its loop."""
-        kwargs.setdefault("leave", False)
-        kwargs.setdefault("dynamic_ncols", True)
-        return tqdm(iterable, disable=self.quiet, **kwargs)
-
-    def autocast(self):
-        return harness.autocast(self.device, self.amp)
-
-    def artifact_dir(self, task: str) -> Path:
-        path = self.run_dir / "artifacts" / task
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    @property
-    def peak_flops(self) -> float:
-        return harness.measured_peak_flops(self.device, self.amp)
+Items = dict[str, dict[str, np.ndarray]]  # split -> column -> one value per item
 
 
 @dataclass
 class CellResult:
-    """What ``Task.run`` returns; the harness wraps it into a Record."""
+    """What ``Task.run`` returns; the harness wraps it into a Record and an items file.
+
+    ``items[split]`` holds one array per column (e.g. ``correct``, ``confidence``,
+    ``edits``, ``ref_len``, ``pesq_wb``), all of one length, plus ``item_id``: a stable
+    string id per item, so that two cells or two runs pair item by item. The aggregate
+    ``metrics`` of a split are computed from these columns (a test checks it per task).
+    """
 
     metrics: dict[str, float] = field(default_factory=dict)
     curves: dict[str, list] = field(default_factory=dict)
     timing: dict[str, float | None] = field(default_factory=dict)
+    items: Items = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Figure:
-    """One figure written by a task: file stem under figures/ and a caption."""
+def product(**choices: Any) -> list[dict[str, str]]:
+    """Grid rows: every combination of the given names, in the keyword order.
 
-    stem: str
-    caption: str
+    ``product(classifier=("cnn", "mlp"), calibrator=("none", "temperature"))``"""
+    keys = list(choices)
+    values = [[v] if isinstance(v, str) else list(v) for v in choices.values()]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
 
 
 class Task:
     """Base class of benchmark tasks (subclass, set the class attributes, register)."""
 
-    families: ClassVar[tuple[str, ...]] = ()  # method families that span the grid, in order
-    defaults: ClassVar[dict[str, tuple[str, ...]]] = {}  # names per family in the suite grid
-    baseline: ClassVar[dict[str, str]] = {}  # the choice paired tests compare against
+    families: ClassVar[tuple[str, ...]] = ()  # grid columns: method families and axes, in order
+    axes: ClassVar[dict[str, tuple[str, ...]]] = {}  # columns that are not registry families
+    rows: ClassVar[dict[str, list[dict[str, str]]]] = {}  # per scale: the grid rows
+    baseline: ClassVar[dict[str, str]] = {}  # what makes a row a baseline; others pair with it
     table_metrics: ClassVar[tuple[str, ...]] = ()
     headline: ClassVar[str | None] = None  # the summary page's metric (default: the first)
     title: ClassVar[str] = ""
     in_suites: ClassVar[bool] = True  # False: runs only through its own sub-command
     accepts_data: ClassVar[tuple[str, ...]] = ()  # real corpora it can use (--data NAME=PATH)
-    axes: ClassVar[dict[str, tuple[str, ...]]] = {}  # non-method grid axes (e.g. language)
     suite_seeds: ClassVar[dict[str, int]] = {}  # seeds per suite where the suite's is too many
-    version: ClassVar[int] = 1  # bump when a change makes old results incomparable (compare)
 
     @property
     def name(self) -> str:
         return self.registry_name  # type: ignore[attr-defined]
 
+    # ---- the grid -------------------------------------------------------------------
     def config(self, scale: str) -> dict[str, Any]:
         """The expanded configuration of this task at ``scale`` (goes into every record)."""
         raise NotImplementedError
 
+    def rows_at(self, scale: str) -> list[dict[str, str]]:
+        if scale not in self.rows:
+            raise ValueError(
+                f"task {self.name} has no rows at scale {scale!r}; it has: {', '.join(self.rows)}"
+            )
+        return [dict(r) for r in self.rows[scale]]
+
+    def is_baseline(self, row: dict[str, str]) -> bool:
+        return bool(self.baseline) and all(row.get(k) == v for k, v in self.baseline.items())
+
     def grid(
         self, selected: dict[str, list[str]] | None = None, scale: str = "quick"
     ) -> list[dict[str, str]]:
-        """All method combinations, optionally narrowed by ``--methods family=name``.
+        """The rows of ``scale`` narrowed by ``--methods family=name``.
 
-        ``scale`` is for tasks whose rows differ by scale; this default ignores it."""
-        selected = selected or {}
-        choices = []
-        for family in self.families:
-            names = selected.get(family) or list(self.defaults[family])
-            for name in names:
-                registry.get(family, name)  # fail early on an unknown name
-            choices.append(names)
-        return [
-            dict(zip(self.families, combo, strict=True)) for combo in itertools.product(*choices)
-        ]
+        A method family keeps the rows that use a selected name, that do not use the
+        family (``-``), or that are baselines (kept for the paired tests). Values selected
+        for an axis (e.g. ``language``) replace the scale's values of that axis."""
+        rows = self.rows_at(scale)
+        for family, values in (selected or {}).items():
+            if family not in self.families:
+                continue
+            if family in self.axes:
+                rest = [{k: v for k, v in r.items() if k != family} for r in rows]
+                unique = [dict(t) for t in dict.fromkeys(tuple(r.items()) for r in rest)]
+                rows = [
+                    {k: (value if k == family else r.get(k, "")) for k in self.families}
+                    for r in unique
+                    for value in values
+                ]
+            else:
+                rows = [
+                    r
+                    for r in rows
+                    if r[family] in values or r[family] == NONE or self.is_baseline(r)
+                ]
+        self.check_rows(rows)
+        return rows
+
+    def check_rows(self, rows: list[dict[str, str]]) -> None:
+        """Every row names every column, with registered names or known axis values."""
+        for row in rows:
+            if list(row) != list(self.families):
+                raise ValueError(
+                    f"task {self.name}: row {row} does not have the columns {self.families}"
+                )
+            for family, value in row.items():
+                if family in self.axes:
+                    if value not in self.axes[family]:
+                        known = ", ".join(self.axes[family])
+                        raise ValueError(
+                            f"unknown {family} {value!r}; known {family} values: {known}"
+                        )
+                elif value != NONE:
+                    registry.get(family, value)  # an unknown name fails here, listing known ones
 
     def cells(self, scale: str, seeds: list[int], selected=None) -> list[Cell]:
         config = self.config(scale)
@@ -117,28 +144,96 @@ class Task:
             for seed in seeds
         ]
 
+    def baseline_of(self, method: dict[str, str]) -> dict[str, str] | None:
+        """The row a paired test compares ``method`` against (None: it is a baseline)."""
+        if not self.baseline or self.is_baseline(method):
+            return None
+        return {**method, **self.baseline}
+
+    # ---- running --------------------------------------------------------------------
     def run(self, cell: Cell, ctx: RunContext) -> CellResult:
+        """Run one cell. ``ctx`` is bound to the cell's seed (``ctx.rng()``,
+        ``ctx.generator()``); the harness has already seeded python, numpy and torch."""
         raise NotImplementedError
 
-    def baseline_of(self, method: dict[str, str]) -> dict[str, str] | None:
-        """The method a paired test compares ``method`` against (None: it is the baseline)."""
-        if not self.baseline:
-            return None
-        base = {**method, **self.baseline}
-        return None if base == method else base
+    def metrics_from_items(self, items: Items, config: dict[str, Any]) -> dict[str, float]:
+        """The aggregate metrics that are computed from per-item results, recomputed from
+        ``items`` (``run`` computes them through this, and a test checks the identity)."""
+        raise NotImplementedError
+
+    # ---- comparability --------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        """A hash of the source this task's results depend on: its module and what it
+        imports from the task, model, training, metric and method layers, and the modules
+        of every method registered in its families. Changed code: not comparable."""
+        modules = {type(self).__module__}
+        for family in self.families:
+            if family not in self.axes:
+                modules |= {registry.get(family, n).__module__ for n in registry.names(family)}
+        return source_hash(modules)
+
+    def data_identity(self, config: dict[str, Any]) -> Any:
+        """What fixes the data behind ``config`` (corpus config, generator version, file
+        checksums); default: the dataset card. Goes into ``data_hash``."""
+        return self.dataset_card(config)
 
     def data_hash(self, config: dict[str, Any]) -> str | None:
-        """A short hash of the data behind ``config`` (its dataset card), for compare."""
-        card = self.dataset_card(config)
-        return None if card is None else hashlib.sha256(card.encode()).hexdigest()[:12]
+        """A short hash of ``data_identity`` (None: the task has no data identity)."""
+        identity = self.data_identity(config)
+        return None if identity is None else stable_hash(identity)
 
     def dataset_card(self, config: dict[str, Any]) -> str | None:
         """Markdown describing the data this task used at ``config`` (None: no card)."""
         return None
 
-    def figures(self, records: list[Record], fig_dir: Path) -> Iterator[Figure]:
-        """Draw this task's figures from its records alone (no re-training)."""
-        return iter(())
+
+# ---- source hashes ------------------------------------------------------------------------
+VERSIONED_LAYERS = ("bench.tasks", "bench.models", "bench.training", "bench.metrics", "methods")
+_SOURCE_HASHES: dict[frozenset[str], str] = {}
+
+
+def _find(module: str):
+    try:
+        return importlib.util.find_spec(module)
+    except (ImportError, AttributeError, ValueError):  # e.g. "pkg.module.Name"
+        return None
+
+
+def _local_imports(module: str) -> set[str]:
+    spec = _find(module)
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        return set()
+    tree = ast.parse(Path(spec.origin).read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return {m for m in found if m.startswith(VERSIONED_LAYERS) and _find(m) is not None}
+
+
+def source_hash(modules: set[str]) -> str:
+    """Hash of the sources of ``modules`` and their imports within VERSIONED_LAYERS."""
+    key = frozenset(modules)
+    if key not in _SOURCE_HASHES:
+        seen: set[str] = set()
+        todo = sorted(modules)
+        while todo:
+            module = todo.pop()
+            if module in seen:
+                continue
+            seen.add(module)
+            todo += sorted(_local_imports(module) - seen)
+        digest = hashlib.sha256()
+        for module in sorted(seen):
+            spec = _find(module)
+            if spec is not None and spec.origin and spec.origin.endswith(".py"):
+                digest.update(module.encode() + b"\0" + Path(spec.origin).read_bytes())
+        _SOURCE_HASHES[key] = digest.hexdigest()[:12]
+    return _SOURCE_HASHES[key]
 
 
 def get_task(name: str) -> Task:

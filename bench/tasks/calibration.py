@@ -1,5 +1,10 @@
 """Calibration benchmark on scikit-learn's digits: post-hoc calibrators compared.
 
+The worked example of a task: copy it to add one. A task is a config dataclass with its
+values per scale, its grid as data (``rows``, ``baseline``), and ``run``: build the
+methods with ``registry.build``, train through ``bench.training.train``, and return the
+aggregate metrics with the per-item scores they are computed from.
+
 Each seed trains each classifier once (long enough to overfit and become overconfident,
 as modern networks are; Guo et al. 2017), keeps its validation and test logits, and each
 calibrator is fitted on the validation logits and scored on the test logits. A cell is
@@ -10,10 +15,7 @@ calibrator is fitted on the validation logits and scored on the test logits. A c
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,11 +23,14 @@ import torch.nn.functional as F
 
 from bench import harness, registry
 from bench.config import build_config, scale_config
+from bench.context import RunContext
 from bench.data.digits import load_digits_split
-from bench.metrics.calibration import calibration_metrics, reliability_bins, risk_at_coverage_grid
+from bench.metrics.calibration import metrics_from_items
 from bench.registry import register
-from bench.store import Cell, Record, stable_hash
-from bench.tasks.base import CellResult, Figure, RunContext, Task
+from bench.scoring import score_calibrator
+from bench.store import Cell, stable_hash
+from bench.tasks.base import CellResult, Task, product
+from bench.training import StepOutput, flops_timing, train
 
 
 @dataclass
@@ -51,78 +56,81 @@ SCALE_CONFIGS = {
     "default": {"epochs": 300},
     "full": {"epochs": 300},
 }
+CALIBRATORS = ("none", "temperature", "vector", "histogram", "isotonic")
+ROWS = product(classifier=("cnn", "mlp"), calibrator=CALIBRATORS)
 
 
 def train_classifier(
-    model_name: str, seed: int, config: CalibrationConfig, ctx: RunContext
+    model_name: str, config: CalibrationConfig, ctx: RunContext
 ) -> dict[str, object]:
-    """Train one classifier; return its valid/test logits, curves and timing."""
-    generator = harness.seed_everything(seed)
-    split = load_digits_split(seed, config.valid_fraction, config.test_fraction)
+    """Train one classifier; return its valid/test logits and ids, curves and timing."""
+    split = load_digits_split(ctx.seed, config.valid_fraction, config.test_fraction)
     device = ctx.device
-    model = registry.get("classifier", model_name)().to(device)
+    model = registry.build("classifier", model_name, num_classes=split.num_classes).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     x_train, y_train = split.x_train.to(device), split.y_train.to(device)
     x_valid, y_valid = split.x_valid.to(device), split.y_valid.to(device)
-    timer = harness.StepTimer(device)
-    harness.reset_peak_memory(device)
-    train_loss, valid_nll, valid_acc, curve_epochs = [], [], [], []
     n = len(y_train)
-    bar = ctx.progress(range(config.epochs), desc=f"train {model_name} seed={seed}", unit="epoch")
-    for epoch in bar:
-        model.train()
-        order = torch.randperm(n, generator=generator).to(device)
-        epoch_loss = 0.0
-        for start in range(0, n, config.batch_size):
-            idx = order[start : start + config.batch_size]
-            with timer.step(items=len(idx)):
-                with ctx.autocast():
-                    loss = F.cross_entropy(model(x_train[idx]).float(), y_train[idx])
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"{model_name}: loss became {loss.item()} at seed {seed}; lower lr "
-                        f"(now {config.lr}) or turn --amp off"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            epoch_loss += loss.item() * len(idx)
-        train_loss.append(epoch_loss / n)
-        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-            logits = predict(model, x_valid, ctx)
-            curve_epochs.append(epoch + 1)
-            valid_nll.append(F.cross_entropy(logits, y_valid.cpu()).item())
-            valid_acc.append((logits.argmax(1) == y_valid.cpu()).double().mean().item())
-            bar.set_postfix(loss=f"{train_loss[-1]:.3f}", valid_nll=f"{valid_nll[-1]:.3f}")
+    per_epoch = -(-n // config.batch_size)  # minibatches per pass over the train split
+    generator = ctx.generator()
+    order = torch.empty(0, dtype=torch.long)
 
+    def forward(step: int) -> StepOutput:
+        nonlocal order
+        if step % per_epoch == 0:  # a new epoch: a new order
+            order = torch.randperm(n, generator=generator).to(device)
+        start = (step % per_epoch) * config.batch_size
+        idx = order[start : start + config.batch_size]
+        model.train()
+        with ctx.autocast():
+            loss = F.cross_entropy(model(x_train[idx]).float(), y_train[idx])
+        return StepOutput(loss, items=len(idx))
+
+    def evaluate(step: int) -> dict[str, float]:
+        logits = predict(model, x_valid, ctx)
+        return {
+            "valid_nll": F.cross_entropy(logits, y_valid.cpu()).item(),
+            "valid_accuracy": (logits.argmax(1) == y_valid.cpu()).double().mean().item(),
+        }
+
+    result = train(
+        forward,
+        config.epochs * per_epoch,
+        ctx,
+        optimizer=optimizer,
+        evaluate=evaluate,
+        eval_every=config.eval_every * per_epoch,
+        eval_key="valid_step",
+        desc=f"train {model_name} seed={ctx.seed}",
+        warmup=3,
+    )
+    curves = result.curves
+    losses = curves.pop("train_loss")
+    sizes = [min(config.batch_size, n - k * config.batch_size) for k in range(per_epoch)]
+    curves["train_loss"] = []  # the mean loss of each epoch
+    for e in range(config.epochs):
+        total = 0.0
+        for k, size in enumerate(sizes):
+            total += losses[e * per_epoch + k] * size
+        curves["train_loss"].append(total / n)
+    curves["valid_epoch"] = [s // per_epoch for s in curves.pop("valid_step")]
     model.eval()
-    sample = split.x_test[:16].to(device)
-    flops_per_sample = harness.count_flops(lambda: model(sample)) / len(sample)
     x_test = split.x_test.to(device)
-    eval_timing = harness.time_fn(lambda: predict(model, x_test, ctx), device, warmup=1, repeats=5)
-    step = timer.summary()
-    train_rate = timer.items_per_s()
+    timing = result.timing
+    timing["eval_samples_per_s"] = len(x_test) / (
+        harness.time_fn(lambda: predict(model, x_test, ctx), device, warmup=1, repeats=5).median_ms
+        / 1e3
+    )
+    sample = split.x_test[:16].to(device)
+    timing |= flops_timing(lambda: model(sample), len(sample), ctx, timing["train_samples_per_s"])
     return {
         "valid_logits": predict(model, x_valid, ctx).numpy(),
         "valid_labels": split.y_valid.numpy(),
         "test_logits": predict(model, x_test, ctx).numpy(),
         "test_labels": split.y_test.numpy(),
-        "curves": {
-            "train_loss": train_loss,
-            "valid_epoch": curve_epochs,
-            "valid_nll": valid_nll,
-            "valid_accuracy": valid_acc,
-        },
-        "timing": {
-            "train_samples_per_s": train_rate,
-            "eval_samples_per_s": len(x_test) / (eval_timing.median_ms / 1e3),
-            "step_ms_median": step.median_ms if step else None,
-            "step_ms_iqr": step.iqr_ms if step else None,
-            "peak_mem_mb": harness.peak_memory_mb(device),
-            "flops_per_sample": flops_per_sample,
-            # forward + backward is about 3x the forward FLOPs
-            "mfu": (3 * flops_per_sample * train_rate / ctx.peak_flops) if train_rate else None,
-        },
+        "test_ids": np.array([f"digit{i}" for i in split.id_test]),
+        "curves": curves,
+        "timing": timing,
         "split_sizes": split.sizes(),
     }
 
@@ -134,51 +142,13 @@ def predict(model: torch.nn.Module, x: torch.Tensor, ctx: RunContext) -> torch.T
         return model(x).float().cpu()
 
 
-def score_calibrator(
-    name: str,
-    valid_logits: np.ndarray,
-    valid_labels: np.ndarray,
-    test_logits: np.ndarray,
-    test_labels: np.ndarray,
-    n_bins: int = 15,
-) -> CellResult:
-    """Fit calibrator ``name`` on the valid split, score it on the test split."""
-    calibrator = registry.get("calibrator", name)()
-    t0 = time.perf_counter()
-    calibrator.fit(torch.from_numpy(valid_logits), torch.from_numpy(valid_labels))
-    fit_ms = (time.perf_counter() - t0) * 1e3
-    test = torch.from_numpy(test_logits)
-    apply = harness.time_fn(lambda: calibrator(test), "cpu", warmup=1, repeats=5)
-    probs = calibrator(test)
-    labels = torch.from_numpy(test_labels)
-    metrics = calibration_metrics(probs, labels, n_bins=n_bins)
-    metrics.update({k: float(v) for k, v in calibrator.params().items()})
-    bins = reliability_bins(probs, labels, n_bins=n_bins)
-    coverage, risk = risk_at_coverage_grid(probs, labels)
-    curves = {
-        "reliability_count": bins.count,
-        "reliability_conf_sum": bins.conf_sum,
-        "reliability_correct_sum": bins.correct_sum,
-        "coverage": coverage,
-        "risk": risk,
-    }
-    timing = {
-        "calibrator_fit_ms": fit_ms,
-        "calibrator_samples_per_s": len(test) / (apply.median_ms / 1e3),
-    }
-    return CellResult(metrics=metrics, curves=curves, timing=timing)
-
-
 @register("task", "calibration")
 class CalibrationTask(Task):
     """Digits classifiers x post-hoc calibrators -> accuracy, NLL, Brier, ECE, AUROC, AURC."""
 
     title = "Calibration on digits (post-hoc calibrators, fitted on valid, scored on test)"
     families = ("classifier", "calibrator")
-    defaults = {
-        "classifier": ("cnn", "mlp"),
-        "calibrator": ("none", "temperature", "vector", "histogram", "isotonic"),
-    }
+    rows = {scale: ROWS for scale in SCALE_CONFIGS}
     baseline = {"calibrator": "none"}
     headline = "ece"
     table_metrics = ("accuracy", "nll", "brier", "ece", "mce", "adaptive_ece", "auroc", "aurc")
@@ -186,47 +156,40 @@ class CalibrationTask(Task):
     def config(self, scale: str) -> dict[str, object]:
         return scale_config(CalibrationConfig, SCALE_CONFIGS, scale)
 
-    def cells(self, scale, seeds, selected=None) -> list[Cell]:
-        # classifier-major, seed next: each trained model is reused by consecutive cells
-        cells = super().cells(scale, seeds, selected)
-        return sorted(cells, key=lambda c: (c.method["classifier"], c.seed))
-
     def run(self, cell: Cell, ctx: RunContext) -> CellResult:
         config = build_config(CalibrationConfig, cell.config)
-        trained = self._trained(cell.method["classifier"], cell.seed, config, ctx)
-        result = score_calibrator(
+        trained = self._trained(cell.method["classifier"], config, ctx)
+        metrics, curves, timing, items = score_calibrator(
             cell.method["calibrator"],
-            trained["valid_logits"],
-            trained["valid_labels"],
-            trained["test_logits"],
-            trained["test_labels"],
+            (trained["valid_logits"], trained["valid_labels"]),
+            (trained["test_logits"], trained["test_labels"]),
+            trained["test_ids"],
             n_bins=config.n_bins,
         )
-        result.curves.update(trained["curves"])
-        result.timing = {**trained["timing"], **result.timing}
-        return result
+        curves.update(trained["curves"])
+        return CellResult(metrics, curves, {**trained["timing"], **timing}, {"test": items})
 
-    def _trained(self, model: str, seed: int, config: CalibrationConfig, ctx: RunContext) -> dict:
+    def metrics_from_items(self, items, config) -> dict[str, float]:
+        return metrics_from_items(
+            items["test"], n_bins=build_config(CalibrationConfig, config).n_bins
+        )
+
+    def _trained(self, model: str, config: CalibrationConfig, ctx: RunContext) -> dict:
         """Train once per (classifier, seed, config); later cells load the saved logits."""
         key = stable_hash(
-            {
-                "model": model,
-                "seed": seed,
-                "config": asdict(config),
-                "device": str(ctx.device),
-                "amp": ctx.amp,
-            }
+            {"model": model, "seed": ctx.seed, "config": asdict(config), "device": str(ctx.device)}
+            | {"amp": ctx.amp}
         )
-        path = ctx.artifact_dir(self.name) / f"{model}-seed{seed}-{key}.npz"
+        path = ctx.artifact_dir(self.name) / f"{model}-seed{ctx.seed}-{key}.npz"
         if path.exists():
             with np.load(path) as data:
                 out = {k: data[k] for k in data.files if k != "meta"}
                 meta = json.loads(str(data["meta"]))
             return {**out, **meta}
-        trained = train_classifier(model, seed, config, ctx)
+        trained = train_classifier(model, config, ctx)
         meta = {k: trained[k] for k in ("curves", "timing", "split_sizes")}
         arrays = {k: v for k, v in trained.items() if isinstance(v, np.ndarray)}
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_name(f".{path.stem}.{id(trained)}.tmp.npz")
         np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
         tmp.replace(path)  # atomic: a crash never leaves a half-written artifact
         return trained
@@ -248,8 +211,3 @@ class CalibrationTask(Task):
                 f"- images per class: {', '.join(f'{k}: {c}' for k, c in enumerate(counts))}",
             ]
         )
-
-    def figures(self, records: list[Record], fig_dir: Path) -> Iterator[Figure]:
-        from bench.report import calibration_figures
-
-        yield from calibration_figures.draw(records, fig_dir)
