@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
 
-import tomli_w
-
-from bench import harness, registry
+from bench import harness, registry, store
 from bench.sweep import SUITES, SweepSummary, default_run_dir, expand, parse_methods, run_cells
 from bench.sweep_file import expand_sweep, load_sweep
 from bench.tasks.base import RunContext
@@ -55,6 +52,12 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--gate-speed", action="store_true", help="a speed regression also fails the comparison"
+    )
+    p.add_argument(
+        "--ignore",
+        default="",
+        help="compare cells even if these differ: version (the code changed, e.g. a refactor "
+        "that should move no result), data, config; comma-separated",
     )
 
 
@@ -269,9 +272,11 @@ def cmd_calibrate(args) -> int:
 
 
 def _execute(args, cells, run_dir: Path, invocation: dict) -> int:
+    from bench.report.dataset_cards import write_dataset_cards
+
     ctx = _context(args, run_dir)
     run_id = run_dir.name
-    record_invocation(run_dir, invocation, cells, ctx)
+    store.record_invocation(run_dir, invocation, cells, str(ctx.device), ctx.amp)
     write_dataset_cards(run_dir, cells)
     if not args.quiet:
         print(f"run folder: {run_dir} ({len(cells)} cells)", file=sys.stderr)
@@ -306,50 +311,6 @@ def _finish(summary: SweepSummary, paths: dict[str, Path]) -> int:
     return 0
 
 
-def record_invocation(run_dir: Path, invocation: dict, cells, ctx: RunContext) -> None:
-    """Append this invocation and its expanded cells to the run's config.toml."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "config.toml"
-    doc = tomllib.loads(path.read_text()) if path.exists() else {"invocation": []}
-    entry = {
-        **{k: v for k, v in invocation.items() if v is not None},
-        "device": str(ctx.device),
-        "amp": ctx.amp,
-        "cells": [
-            {
-                "key": c.key,
-                "task": c.task,
-                "method": c.method,
-                "seed": c.seed,
-                "scale": c.scale,
-                "config": c.config,
-            }
-            for c in cells
-        ],
-    }
-    if doc["invocation"] and doc["invocation"][-1] == entry:
-        return
-    doc["invocation"].append(entry)
-    tmp = path.with_name("config.toml.tmp")
-    tmp.write_text(tomli_w.dumps(doc))
-    tmp.replace(path)
-
-
-def write_dataset_cards(run_dir: Path, cells) -> None:
-    """dataset_card.md: one section per task of this run describing its data."""
-    from bench.tasks.base import get_task
-
-    sections = []
-    for task_name, config in {c.task: c.config for c in cells}.items():
-        card = get_task(task_name).dataset_card(config)
-        if card:
-            sections.append(f"## {task_name}\n\n{card}\n")
-    if sections:
-        tmp = run_dir / "dataset_card.md.tmp"
-        tmp.write_text("# Dataset card\n\n" + "\n".join(sections))
-        tmp.replace(run_dir / "dataset_card.md")
-
-
 def cmd_data(args) -> int:
     from bench.data import synthetic
     from bench.data.card import dataset_card
@@ -380,14 +341,14 @@ def _tqdm(iterable, **kwargs):
 
 
 def cmd_report(args) -> int:
-    from bench.report import figures, write_report
+    from bench.report import draw_figures, write_report
 
-    figures.FORMATS[:] = ["pdf", "png"] if args.format == "both" else [args.format]
+    formats = ("pdf", "png") if args.format == "both" else (args.format,)
     if args.figures_only:
-        written = draw_figures(args.run_dir)
+        written = draw_figures(args.run_dir, formats)
         print(f"{len(written)} figures in {args.run_dir / 'figures'}: {', '.join(written)}")
         return 0
-    paths = write_report(args.run_dir, figures=not args.no_figures)
+    paths = write_report(args.run_dir, figures=not args.no_figures, formats=formats)
     print(f"report: {paths['markdown']}  {paths['html']}  {paths['latex']}")
     return 0
 
@@ -399,23 +360,14 @@ def cmd_compare(new: Path, old: Path, args, full: bool = False) -> int:
     for folder in (new, old):
         if not (Path(folder) / "records.jsonl").is_file():
             raise UsageError(f"{folder} is not a run folder (no records.jsonl)")
-    result = compare.compare_runs(new, old, args.alpha, args.speed_tolerance, args.gate_speed)
+    ignore = tuple(k.strip() for k in args.ignore.split(",") if k.strip())
+    try:
+        result = compare.compare_runs(
+            new, old, args.alpha, args.speed_tolerance, args.gate_speed, ignore
+        )
+    except ValueError as exc:
+        raise UsageError(f"--ignore: {exc}") from None
     print(compare.render(result, new, old, full=full), end="")
     path = compare.write(result, new, old)
     print(f"comparison: {path}")
     return 1 if result.regressions() else 0
-
-
-def draw_figures(run_dir: Path) -> list[str]:
-    """Every task's figures from the run's records alone; returns their stems."""
-    from bench.store import latest_records
-    from bench.tasks.base import get_task
-
-    records = [r for r in latest_records(run_dir) if r.status == "ok"]
-    if not records:
-        raise FileNotFoundError(f"{run_dir}: no finished records in records.jsonl")
-    stems = []
-    for task_name in dict.fromkeys(r.task for r in records):
-        ok = [r for r in records if r.task == task_name]
-        stems += [f.stem for f in get_task(task_name).figures(ok, run_dir / "figures")]
-    return stems

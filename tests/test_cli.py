@@ -8,6 +8,7 @@ import pytest
 
 from bench.cli import main
 from bench.registry import register
+from bench.report import figures
 
 FAST = [
     "--suite",
@@ -233,6 +234,9 @@ def test_report_figures_only_as_pdf_from_records_alone(tmp_path, capsys):
     assert "3 figures" in capsys.readouterr().out
     assert sorted(p.suffix for p in (out / "figures").iterdir()) == [".pdf"] * 3
     assert not (out / "report.md").exists()  # figures only: no tables rewritten
+    assert figures.FORMATS == ("pdf", "png")  # --format is passed down, not set globally
+    assert main(["report", str(out), "--format", "png"]) == 0
+    assert len(list((out / "figures").glob("*.png"))) == 3 and (out / "report.md").exists()
 
 
 def test_report_of_empty_folder_is_a_clear_error(tmp_path, capsys):

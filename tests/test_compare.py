@@ -163,3 +163,21 @@ def test_flop_counts_memory_and_mfu_are_not_probe_normalised(tmp_path):
     assert verdicts["train_samples_per_s"] != SAME  # throughput is still probe-normalised
     more_work = _write(tmp_path / "b", with_timing(probe=50.0, flops=2e9))
     assert _verdicts(compare_runs(more_work, old))["flops_per_sample"] == SLOWER
+
+
+def test_ignore_version_compares_a_refactor_across_code_versions(tmp_path, capsys):
+    old = _write(tmp_path / "old", _records())
+    refactored = _records()
+    for r in refactored:
+        r.env["task_version"] = "a1b2c3"  # the code changed; the results should not have
+    new = _write(tmp_path / "new", refactored)
+    assert _verdicts(compare_runs(new, old)) == {"-": NOT_COMPARABLE}
+    assert _verdicts(compare_runs(new, old, ignore=("version",)))["ece"] == SAME
+    worse = _records(ece=[e + 0.02 for e in ECE])
+    for r in worse:
+        r.env["task_version"] = "a1b2c3"
+    bad = _write(tmp_path / "bad", worse)
+    assert compare_runs(bad, old, ignore=("version",)).regressions()
+    assert main(["compare", str(new), str(old), "--ignore", "version"]) == 0
+    assert main(["compare", str(new), str(old), "--ignore", "code"]) == 2
+    assert "--ignore" in capsys.readouterr().err

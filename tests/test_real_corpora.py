@@ -429,3 +429,26 @@ def test_parse_data_arg():
     for bad in ("librispeech", "=/data", "timit="):
         with pytest.raises(ValueError, match="is not NAME=PATH"):
             parse_data_arg(bad)
+
+
+def test_loaders_import_the_layout_helpers_not_the_registry():
+    """No import circle: corpus_layout <- loaders <- real_corpora, and LOADERS is a plain
+    dict built at import (no module __getattr__)."""
+    import ast
+    import importlib
+
+    import bench.data.real_corpora as real_corpora
+
+    assert not hasattr(real_corpora, "__getattr__")
+    assert real_corpora.LOADERS == {
+        "librispeech": load_librispeech,
+        "timit": load_timit,
+        "voicebank": load_voicebank,
+        "folder": load_folder,
+    }
+    assert set(real_corpora.LAYOUTS) == set(real_corpora.CORPUS_NAMES) == set(LOADERS)
+    for name in real_corpora.CORPUS_NAMES:
+        module = importlib.import_module(f"bench.data.{name}")
+        tree = ast.parse(Path(module.__file__).read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert "bench.data.real_corpora" not in imported and "bench.data.corpus_layout" in imported

@@ -187,10 +187,14 @@ def test_run_appends_rows_and_resumes(tmp_path):
     assert len(lines) == 2 and json.loads(lines[0])["env"]["torch_threads"] >= 1
     with (tmp_path / runner.ROWS_FILE).open("a") as f:
         f.write('{"cut by a cra')  # a crash mid-write leaves a broken last line
-    again = runner.run([case], "quick", options(), tmp_path)
+    with pytest.warns(UserWarning, match="unreadable line"):
+        again = runner.run([case], "quick", options(), tmp_path)
     assert calls == [2, 3] and [r["ratio"] for r in again] == [r["ratio"] for r in rows]
-    runner.run([case], "quick", options(), tmp_path, force=True)
+    with pytest.warns(UserWarning, match="torn last line"):  # set aside, not appended to
+        runner.run([case], "quick", options(), tmp_path, force=True)
     assert calls == [2, 3, 2, 3]
+    assert len(runner.load_rows(tmp_path)) == 4  # every line whole again
+    assert (tmp_path / (runner.ROWS_FILE + ".torn")).read_text() == '{"cut by a cra\n'
     other_threads = runner.SpeedOptions(device=CPU, threads=2, min_repeats=1, budget_s=0.01)
     runner.run([case], "quick", other_threads, tmp_path)
     assert calls == [2, 3, 2, 3, 2, 3]  # rows of other options are not reused

@@ -6,8 +6,8 @@ import csv
 from collections.abc import Iterable
 from pathlib import Path
 
+from bench.data.corpus_layout import check_root, finish, layout_error, wanted_splits
 from bench.data.items import Utterance
-from bench.data.real_corpora import check_root, finish, layout_error, wanted_splits
 
 LAYOUT = """\
   ROOT/manifest.csv with a header row; required column: path (relative to ROOT or

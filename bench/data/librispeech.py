@@ -6,8 +6,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from bench.data.corpus_layout import check_root, finish, layout_error, subdirs, wanted_splits
 from bench.data.items import Utterance
-from bench.data.real_corpora import check_root, finish, layout_error, subdirs, wanted_splits
 
 LAYOUT = """\
   ROOT/<subset>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac  (or .wav)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from bench.data.corpus_layout import check_root, finish, layout_error, subdirs, wanted_splits
 from bench.data.items import PhoneSegment, Utterance
-from bench.data.real_corpora import check_root, finish, layout_error, subdirs, wanted_splits
 
 LAYOUT = """\
   ROOT/{TRAIN,TEST}/<DR>/<SPEAKER>/<UTT>.WAV  (NIST SPHERE or RIFF WAV, 16 kHz)

@@ -8,8 +8,8 @@ from pathlib import Path
 import soundfile as sf
 
 from bench.data.audio import AudioFormatError
+from bench.data.corpus_layout import check_root, finish, layout_error, wanted_splits
 from bench.data.items import Utterance
-from bench.data.real_corpora import check_root, finish, layout_error, wanted_splits
 
 LAYOUT = """\
   ROOT/clean_trainset_28spk_wav/*.wav   ROOT/noisy_trainset_28spk_wav/*.wav

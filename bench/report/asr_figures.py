@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from bench.report import figures
+from bench.report.figures import Figure
 from bench.report.stats import mean_ci
+from bench.report.task_figures import task_figures
 from bench.store import Record
-from bench.tasks.base import Figure
 
 
 def frontend_label(m: dict[str, str]) -> str:
     return m["frontend"] if m["frontend"] != "pretrained" else f"{m['quantizer']}+{m['objective']}"
 
 
-def draw(records: list[Record], fig_dir: Path) -> Iterator[Figure]:
+@task_figures("asr")
+def draw(
+    records: list[Record], fig_dir: Path, formats: Sequence[str] = figures.FORMATS
+) -> Iterator[Figure]:
     if not records:
         return
     # (language, front end) -> labeled seconds -> [test WER]
@@ -52,16 +56,16 @@ def draw(records: list[Record], fig_dir: Path) -> Iterator[Figure]:
             ax.set_xlabel("labeled speech (minutes)")
             ax.set_ylabel("test WER (%) ↓, greedy")
             ax.legend(fontsize=6)
-        figures.save(fig, fig_dir, "asr_wer_vs_labeled")
+        figures.save(fig, fig_dir, "asr_wer_vs_labeled", formats)
     yield Figure(
         "asr_wer_vs_labeled",
         "Test WER (greedy decoding) against the amount of labeled "
         "speech, per front end and language (mean and 95% CI over seeds).",
     )
-    yield _cer_bars(records, fig_dir)
+    yield _cer_bars(records, fig_dir, formats)
 
 
-def _cer_bars(records: list[Record], fig_dir: Path) -> Figure:
+def _cer_bars(records: list[Record], fig_dir: Path, formats: Sequence[str]) -> Figure:
     groups: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         groups[f"{frontend_label(r.method)} {r.method['language']} {r.method['labeled']}"].append(r)
@@ -81,7 +85,7 @@ def _cer_bars(records: list[Record], fig_dir: Path) -> Figure:
         ax.set_xticks(x, names, rotation=30, ha="right")
         ax.set_ylabel("test CER (%) ↓")
         ax.legend()
-        figures.save(fig, fig_dir, "asr_cer")
+        figures.save(fig, fig_dir, "asr_cer", formats)
     return Figure(
         "asr_cer",
         "Test CER with greedy decoding and with beam search + word n-gram LM (mean over seeds).",

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from bench.report import figures
+from bench.report.figures import Figure
+from bench.report.task_figures import task_figures
 from bench.store import Record
-from bench.tasks.base import Figure
 
 CONDITIONS = (("acc_clean", "clean"), ("acc_noisy", "noisy"), ("acc_speed", "speed ×1.15"))
 
 
-def draw(records: list[Record], fig_dir: Path) -> Iterator[Figure]:
+@task_figures("augment")
+def draw(
+    records: list[Record], fig_dir: Path, formats: Sequence[str] = figures.FORMATS
+) -> Iterator[Figure]:
     records = [r for r in records if r.status == "ok"]
     if not records:
         return
@@ -36,7 +40,7 @@ def draw(records: list[Record], fig_dir: Path) -> Iterator[Figure]:
         ax.set_ylabel("tone-of-voice accuracy (%)")
         ax.set_ylim(0, 100)
         ax.legend(fontsize=7, ncols=3, loc="upper center")
-        figures.save(fig, fig_dir, "augment_accuracy")
+        figures.save(fig, fig_dir, "augment_accuracy", formats)
     yield Figure(
         "augment_accuracy",
         "Tone-of-voice test accuracy per training augmentation on clean, noisy (5 dB) and "

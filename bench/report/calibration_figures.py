@@ -7,15 +7,16 @@ risk-coverage curves are averaged over seeds on a common coverage grid.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from bench.report import figures
+from bench.report.figures import Figure
 from bench.report.stats import mean_ci
+from bench.report.task_figures import task_figures
 from bench.store import Record
-from bench.tasks.base import Figure
 
 
 def _group(records: list[Record]) -> dict[str, dict[str, list[Record]]]:
@@ -27,17 +28,20 @@ def _group(records: list[Record]) -> dict[str, dict[str, list[Record]]]:
     return out
 
 
-def draw(records: list[Record], fig_dir: Path) -> Iterator[Figure]:
+@task_figures("calibration", "calibrate_logits")
+def draw(
+    records: list[Record], fig_dir: Path, formats: Sequence[str] = figures.FORMATS
+) -> Iterator[Figure]:
     records = [r for r in records if "reliability_count" in r.curves]
     if not records:
         return
     groups = _group(records)
-    yield _reliability(groups, fig_dir)
-    yield _risk_coverage(groups, fig_dir)
-    yield _ece_bars(groups, fig_dir)
+    yield _reliability(groups, fig_dir, formats)
+    yield _risk_coverage(groups, fig_dir, formats)
+    yield _ece_bars(groups, fig_dir, formats)
 
 
-def _reliability(groups, fig_dir: Path) -> Figure:
+def _reliability(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
     models = list(groups)
     calibrators = list(dict.fromkeys(c for g in groups.values() for c in g))
     with figures.style():
@@ -97,7 +101,7 @@ def _reliability(groups, fig_dir: Path) -> Figure:
                     ax.set_xlabel("confidence")
         handles, labels = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.04))
-        figures.save(fig, fig_dir, "calibration_reliability")
+        figures.save(fig, fig_dir, "calibration_reliability", formats)
     return Figure(
         "calibration_reliability",
         "Reliability diagrams on the test split (bins and ECE pooled over seeds); "
@@ -105,7 +109,7 @@ def _reliability(groups, fig_dir: Path) -> Figure:
     )
 
 
-def _risk_coverage(groups, fig_dir: Path) -> Figure:
+def _risk_coverage(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
     models = list(groups)
     with figures.style():
         fig, axes = figures.plt.subplots(
@@ -120,7 +124,7 @@ def _risk_coverage(groups, fig_dir: Path) -> Figure:
             ax.set_xlabel("coverage (%)")
             ax.set_ylabel("selective risk (%)")
         axes[0][-1].legend()
-        figures.save(fig, fig_dir, "calibration_risk_coverage")
+        figures.save(fig, fig_dir, "calibration_risk_coverage", formats)
     return Figure(
         "calibration_risk_coverage",
         "Risk-coverage curves on the test split (mean over seeds): error rate among the "
@@ -128,7 +132,7 @@ def _risk_coverage(groups, fig_dir: Path) -> Figure:
     )
 
 
-def _ece_bars(groups, fig_dir: Path) -> Figure:
+def _ece_bars(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
     models = list(groups)
     calibrators = list(dict.fromkeys(c for g in groups.values() for c in g))
     width = 0.8 / max(1, len(models))
@@ -154,7 +158,7 @@ def _ece_bars(groups, fig_dir: Path) -> Figure:
         ax.set_xticks(x, calibrators)
         ax.set_ylabel("ECE (%) ↓")
         ax.legend()
-        figures.save(fig, fig_dir, "calibration_ece")
+        figures.save(fig, fig_dir, "calibration_ece", formats)
     return Figure(
         "calibration_ece", "Test ECE per calibrator, mean and 95% bootstrap CI over seeds."
     )

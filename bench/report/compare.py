@@ -73,13 +73,20 @@ def method_label(method: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in method.items())
 
 
-def comparability(record: Record) -> tuple[str, object, object]:
-    """Config hash, data hash and task version: equal for cells that may be compared."""
-    return (
-        stable_hash(record.config),
-        record.env.get("data_hash"),
-        record.env.get("task_version"),
-    )
+COMPARABILITY = ("config", "data", "version")
+
+
+def comparability(record: Record, ignore: tuple[str, ...] = ()) -> tuple[object, ...]:
+    """Config hash, data hash and task version: equal for cells that may be compared.
+
+    ``ignore`` drops some of them, e.g. ("version",) to ask whether a change of the code
+    moved any result (a refactor), or ("data",) after a change of how data is hashed."""
+    parts = {
+        "config": stable_hash(record.config),
+        "data": record.env.get("data_hash"),
+        "version": record.env.get("task_version"),
+    }
+    return tuple(v for k, v in parts.items() if k not in ignore)
 
 
 def compare_runs(
@@ -88,8 +95,16 @@ def compare_runs(
     alpha: float = 0.05,
     speed_tolerance: float = 0.25,
     gate_speed: bool = False,
+    ignore: tuple[str, ...] = (),
 ) -> Comparison:
-    """Every (task, method, metric) present in both runs, with its verdict."""
+    """Every (task, method, metric) present in both runs, with its verdict.
+
+    ``ignore``: parts of comparability (COMPARABILITY) not to require equal."""
+    unknown = sorted(set(ignore) - set(COMPARABILITY))
+    if unknown:
+        raise ValueError(
+            f"cannot ignore {', '.join(unknown)}; choose from {', '.join(COMPARABILITY)}"
+        )
     new = {identity(r): r for r in latest_records(new_dir)}
     old = {identity(r): r for r in latest_records(old_dir)}
     if not new:
@@ -103,11 +118,11 @@ def compare_runs(
         groups[key[:3]].append((old.get(key), new.get(key)))
     result = Comparison(gate_speed=gate_speed)
     for (task, method, _scale), pairs in sorted(groups.items()):
-        result.rows.extend(_compare_group(task, method, pairs, alpha, speed_tolerance))
+        result.rows.extend(_compare_group(task, method, pairs, alpha, speed_tolerance, ignore))
     return result
 
 
-def _compare_group(task, method, pairs, alpha, speed_tolerance) -> list[Row]:
+def _compare_group(task, method, pairs, alpha, speed_tolerance, ignore=()) -> list[Row]:
     olds = [o for o, _ in pairs if o is not None]
     news = [n for _, n in pairs if n is not None]
     if not olds:
@@ -121,12 +136,13 @@ def _compare_group(task, method, pairs, alpha, speed_tolerance) -> list[Row]:
     both = [(o, n) for o, n in pairs if o and n and o.status == "ok" and n.status == "ok"]
     if not both:
         return []
-    if any(comparability(o) != comparability(n) for o, n in both):
+    if any(comparability(o, ignore) != comparability(n, ignore) for o, n in both):
         o, n = both[0]
+        kept = [k for k in COMPARABILITY if k not in ignore]
         what = [
-            name
+            name.replace("version", "task version")
             for name, a, b in zip(
-                ("config", "data", "task version"), comparability(o), comparability(n), strict=True
+                kept, comparability(o, ignore), comparability(n, ignore), strict=True
             )
             if a != b
         ]

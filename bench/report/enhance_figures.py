@@ -4,14 +4,15 @@ method), and clean / noisy / enhanced spectrograms of one test utterance."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from bench.report import figures
+from bench.report.figures import Figure
+from bench.report.task_figures import task_figures
 from bench.store import Record
-from bench.tasks.base import Figure
 
 
 def method_label(m: dict[str, str]) -> str:
@@ -47,7 +48,10 @@ def _lines(ax, series, xs, positions) -> None:
     ax.legend(fontsize=6, ncol=2)
 
 
-def draw(records: list[Record], fig_dir: Path) -> Iterator[Figure]:
+@task_figures("enhance")
+def draw(
+    records: list[Record], fig_dir: Path, formats: Sequence[str] = figures.FORMATS
+) -> Iterator[Figure]:
     records = [r for r in records if r.curves.get("utt_pesq_wb")]
     if not records:
         return
@@ -58,7 +62,7 @@ def draw(records: list[Record], fig_dir: Path) -> Iterator[Figure]:
             fig, ax = figures.plt.subplots(figsize=(5.0, 3.2))
             _lines(ax, by_snr, snrs, snrs)
             ax.set_xlabel("input SNR (dB)")
-            figures.save(fig, fig_dir, "enhance_pesq_by_snr")
+            figures.save(fig, fig_dir, "enhance_pesq_by_snr", formats)
         yield Figure(
             "enhance_pesq_by_snr",
             "PESQ-WB of each method against the input SNR of the test mixtures "
@@ -72,13 +76,13 @@ def draw(records: list[Record], fig_dir: Path) -> Iterator[Figure]:
             _lines(ax, by_noise, kinds, list(range(len(kinds))))
             ax.set_xticks(range(len(kinds)), kinds)
             ax.set_xlabel("noise type")
-            figures.save(fig, fig_dir, "enhance_pesq_by_noise")
+            figures.save(fig, fig_dir, "enhance_pesq_by_noise", formats)
         yield Figure(
             "enhance_pesq_by_noise",
             "PESQ-WB of each method per noise type of the test mixtures "
             "(mean over the utterances of each type, pooled over seeds).",
         )
-    panel = _spectrograms(records, fig_dir)
+    panel = _spectrograms(records, fig_dir, formats)
     if panel:
         yield panel
 
@@ -90,7 +94,7 @@ def _spectrogram(ax, wave: np.ndarray, title: str, sample_rate: int = 16000) -> 
     ax.tick_params(labelsize=6)
 
 
-def _spectrograms(records: list[Record], fig_dir: Path) -> Figure | None:
+def _spectrograms(records: list[Record], fig_dir: Path, formats: Sequence[str]) -> Figure | None:
     """Clean, noisy and each method's enhanced audio of the saved example utterance
     (first seed of each method)."""
     run_dir = fig_dir.parent
@@ -125,7 +129,7 @@ def _spectrograms(records: list[Record], fig_dir: Path) -> Figure | None:
             ax.set_ylabel("kHz", fontsize=7)
         for ax in axes[-1]:
             ax.set_xlabel("s", fontsize=7)
-        figures.save(fig, fig_dir, "enhance_spectrograms")
+        figures.save(fig, fig_dir, "enhance_spectrograms", formats)
     return Figure(
         "enhance_spectrograms",
         f"Spectrograms of test utterance {uid}: clean, noisy input, and each method's output "

@@ -1,7 +1,10 @@
-"""Figure style and saving: one style file, a colour-blind-safe palette, PDF and PNG."""
+"""Figure style and saving: one style file, a colour-blind-safe palette, PDF and PNG;
+and ``Figure``, what a figure drawer returns for the report (file stem and caption)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -20,15 +23,27 @@ def style():
     return plt.style.context(STYLE)
 
 
-FORMATS = ["pdf", "png"]  # what save() writes; `report --format` narrows it
+FORMATS: tuple[str, ...] = ("pdf", "png")  # every format save() can write, its default
 
 
-def save(fig, fig_dir: Path, stem: str) -> None:
-    """Write ``stem.pdf`` (vector) and ``stem.png`` (those in FORMATS), close the figure."""
+@dataclass(frozen=True)
+class Figure:
+    """One figure a drawer wrote: file stem under figures/ and a caption."""
+
+    stem: str
+    caption: str
+
+
+def save(fig, fig_dir: Path, stem: str, formats: Sequence[str] = FORMATS) -> None:
+    """Write ``stem.pdf`` (vector) and/or ``stem.png``, as ``formats`` asks; close the figure."""
+    unknown = set(formats) - set(FORMATS)
+    if unknown:
+        plt.close(fig)
+        raise ValueError(f"unknown figure format(s) {sorted(unknown)}; known: {list(FORMATS)}")
     fig_dir.mkdir(parents=True, exist_ok=True)
     with plt.style.context(STYLE):
-        if "pdf" in FORMATS:
+        if "pdf" in formats:
             fig.savefig(fig_dir / f"{stem}.pdf")
-        if "png" in FORMATS:
+        if "png" in formats:
             fig.savefig(fig_dir / f"{stem}.png", dpi=150)
     plt.close(fig)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import warnings
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from bench.report import figures
+from bench.report.figures import Figure
+from bench.report.task_figures import task_figures
 from bench.store import Record
-from bench.tasks.base import Figure
 
 
 def _mean_curve(curves: list[list]) -> np.ndarray:
@@ -25,15 +26,18 @@ def _mean_curve(curves: list[list]) -> np.ndarray:
         return np.nanmean(table, axis=0)
 
 
-def draw(records: list[Record], fig_dir: Path) -> Iterator[Figure]:
+@task_figures("g2p")
+def draw(
+    records: list[Record], fig_dir: Path, formats: Sequence[str] = figures.FORMATS
+) -> Iterator[Figure]:
     records = [r for r in records if r.curves.get("position_error")]
     if not records:
         return
-    yield _position_errors(records, fig_dir)
-    yield _schedules(records, fig_dir)
+    yield _position_errors(records, fig_dir, formats)
+    yield _schedules(records, fig_dir, formats)
 
 
-def _position_errors(records: list[Record], fig_dir: Path) -> Figure:
+def _position_errors(records: list[Record], fig_dir: Path, formats: Sequence[str]) -> Figure:
     # arch -> forcing -> [per-seed curves]
     series: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     counts: dict[str, list] = defaultdict(list)
@@ -64,7 +68,7 @@ def _position_errors(records: list[Record], fig_dir: Path) -> Figure:
             ax.set_xlabel("reference phoneme position")
             ax.set_ylabel("phoneme error (%) ↓, greedy")
             ax.legend(fontsize=6)
-        figures.save(fig, fig_dir, "g2p_error_by_position")
+        figures.save(fig, fig_dir, "g2p_error_by_position", formats)
     return Figure(
         "g2p_error_by_position",
         "Test phoneme error rate by position in the (closest) reference pronunciation, "
@@ -73,7 +77,7 @@ def _position_errors(records: list[Record], fig_dir: Path) -> Figure:
     )
 
 
-def _schedules(records: list[Record], fig_dir: Path) -> Figure:
+def _schedules(records: list[Record], fig_dir: Path, formats: Sequence[str]) -> Figure:
     by_method: dict[str, list] = {}
     for r in sorted(records, key=lambda r: (r.method["arch"], r.seed)):
         by_method.setdefault(r.method["forcing"], r.curves.get("teacher_prob", []))
@@ -92,7 +96,7 @@ def _schedules(records: list[Record], fig_dir: Path) -> Figure:
         ax.set_xlabel("training step i")
         ax.set_ylabel("ε_i (probability of the gold token)")
         ax.legend(fontsize=6)
-        figures.save(fig, fig_dir, "g2p_schedules")
+        figures.save(fig, fig_dir, "g2p_schedules", formats)
     return Figure(
         "g2p_schedules",
         "Scheduled-sampling schedules ε_i over training (Bengio et al. 2015): linear "

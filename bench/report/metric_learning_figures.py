@@ -4,14 +4,15 @@ and the confusion matrices of the prosody task."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from bench.report import figures
+from bench.report.figures import Figure
+from bench.report.task_figures import task_figures
 from bench.store import Record
-from bench.tasks.base import Figure
 
 
 def row_label(m: dict[str, str]) -> str:
@@ -26,15 +27,18 @@ def _first_seed(records: list[Record]) -> dict[str, Record]:
     return out
 
 
-def draw_speaker(records: list[Record], fig_dir: Path) -> Iterator[Figure]:
+@task_figures("speaker")
+def draw_speaker(
+    records: list[Record], fig_dir: Path, formats: Sequence[str] = figures.FORMATS
+) -> Iterator[Figure]:
     records = [r for r in records if r.status == "ok"]
     if not records:
         return
-    yield _pca(records, fig_dir)
-    yield _recall_curves(records, fig_dir, "speaker_recall_vs_step", "speakers")
+    yield _pca(records, fig_dir, formats)
+    yield _recall_curves(records, fig_dir, "speaker_recall_vs_step", "speakers", formats)
 
 
-def _pca(records: list[Record], fig_dir: Path) -> Figure:
+def _pca(records: list[Record], fig_dir: Path, formats: Sequence[str]) -> Figure:
     rows = {k: r for k, r in _first_seed(records).items() if r.curves.get("test_pca")}
     names = sorted(rows)
     cols = min(3, len(names))
@@ -56,7 +60,7 @@ def _pca(records: list[Record], fig_dir: Path) -> Figure:
             ax.set_title(f"{name}  R@1 {100 * r1:.0f}%", fontsize=7)
             ax.set_xticks([])
             ax.set_yticks([])
-        figures.save(fig, fig_dir, "speaker_embeddings_pca")
+        figures.save(fig, fig_dir, "speaker_embeddings_pca", formats)
     return Figure(
         "speaker_embeddings_pca",
         "Test-speaker embeddings (unit-normalised) projected on their first two principal "
@@ -64,7 +68,9 @@ def _pca(records: list[Record], fig_dir: Path) -> Figure:
     )
 
 
-def _recall_curves(records: list[Record], fig_dir: Path, stem: str, what: str) -> Figure:
+def _recall_curves(
+    records: list[Record], fig_dir: Path, stem: str, what: str, formats: Sequence[str]
+) -> Figure:
     series: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         if r.curves.get("step") and r.curves.get("valid_recall_at_1"):
@@ -86,7 +92,7 @@ def _recall_curves(records: list[Record], fig_dir: Path, stem: str, what: str) -
         ax.set_xlabel("training step")
         ax.set_ylabel(f"valid Recall@1 (%) ↑, {what}")
         ax.legend(fontsize=6, ncol=2)
-        figures.save(fig, fig_dir, stem)
+        figures.save(fig, fig_dir, stem, formats)
     return Figure(
         stem,
         f"Recall@1 on the valid {what} against the training step, per loss "
@@ -94,16 +100,21 @@ def _recall_curves(records: list[Record], fig_dir: Path, stem: str, what: str) -
     )
 
 
-def draw_prosody(records: list[Record], fig_dir: Path) -> Iterator[Figure]:
+@task_figures("prosody")
+def draw_prosody(
+    records: list[Record], fig_dir: Path, formats: Sequence[str] = figures.FORMATS
+) -> Iterator[Figure]:
     records = [r for r in records if r.status == "ok"]
     if not records:
         return
     for target in sorted({r.method["target"] for r in records}):
         mine = [r for r in records if r.method["target"] == target]
-        yield _confusions(mine, fig_dir, target)
+        yield _confusions(mine, fig_dir, target, formats)
 
 
-def _confusions(records: list[Record], fig_dir: Path, target: str) -> Figure:
+def _confusions(
+    records: list[Record], fig_dir: Path, target: str, formats: Sequence[str]
+) -> Figure:
     rows = {k: r for k, r in _first_seed(records).items() if r.curves.get("confusion")}
     names = sorted(rows)
     cols = min(3, len(names))
@@ -146,7 +157,7 @@ def _confusions(records: list[Record], fig_dir: Path, target: str) -> Figure:
             ax.set_title(f"{name}  acc {100 * acc:.0f}%", fontsize=7)
         fig.supxlabel("predicted", fontsize=7)
         fig.supylabel("true", fontsize=7)
-        figures.save(fig, fig_dir, stem)
+        figures.save(fig, fig_dir, stem, formats)
     return Figure(
         stem,
         f"Test confusion matrices of {target} classification on seen speakers (linear "

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import registry
 from bench.metrics import TIMING_UNITS
+from bench.report.dataset_cards import card_section
+from bench.report.figures import FORMATS, Figure
 from bench.report.tables import Table, build_table, timing_rows
+from bench.report.task_figures import draw_task_figures
 from bench.store import Record, latest_records
-from bench.tasks.base import Figure, get_task
+from bench.tasks.base import get_task
 
 TIMING_KEYS = tuple(TIMING_UNITS)  # every timing key with a declared unit
 
@@ -35,19 +39,9 @@ class ReportData:
     n_failed: int
 
 
-def _card_section(run_dir: Path, task_name: str) -> str | None:
-    """The task's section of dataset_card.md, if any."""
-    path = run_dir / "dataset_card.md"
-    if not path.exists():
-        return None
-    for block in path.read_text().split("\n## ")[1:]:
-        title, _, body = block.partition("\n")
-        if title.strip() == task_name:
-            return body.strip()
-    return None
-
-
-def build_report_data(run_dir: Path, figures: bool = True) -> ReportData:
+def build_report_data(
+    run_dir: Path, figures: bool = True, formats: Sequence[str] = FORMATS
+) -> ReportData:
     records = latest_records(run_dir)
     if not records:
         raise FileNotFoundError(
@@ -65,7 +59,7 @@ def build_report_data(run_dir: Path, figures: bool = True) -> ReportData:
         figs = []
         if figures:
             ok = [r for r in recs if r.status == "ok"]
-            figs = list(task.figures(ok, run_dir / "figures")) if ok else []
+            figs = draw_task_figures(task_name, ok, run_dir / "figures", formats)
         sections.append(
             TaskSection(
                 name=task_name,
@@ -73,7 +67,7 @@ def build_report_data(run_dir: Path, figures: bool = True) -> ReportData:
                 timing=timing_rows(recs, TIMING_KEYS),
                 figures=figs,
                 failed=[r for r in recs if r.status != "ok"],
-                dataset_card=_card_section(run_dir, task_name),
+                dataset_card=card_section(run_dir, task_name),
                 seeds=sorted({r.seed for r in recs}),
             )
         )

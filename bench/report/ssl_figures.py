@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from bench.report import figures
+from bench.report.figures import Figure
 from bench.report.stats import mean_ci
+from bench.report.task_figures import task_figures
 from bench.store import Record
-from bench.tasks.base import Figure
 
 
 def label(method: dict[str, str]) -> str:
@@ -27,22 +28,25 @@ def _group(records: list[Record]) -> dict[str, list[Record]]:
     return out
 
 
-def draw(records: list[Record], fig_dir: Path) -> Iterator[Figure]:
+@task_figures("ssl_phoneme")
+def draw(
+    records: list[Record], fig_dir: Path, formats: Sequence[str] = figures.FORMATS
+) -> Iterator[Figure]:
     groups = _group(records)
     if not groups:
         return
-    yield _per_bars(groups, fig_dir)
+    yield _per_bars(groups, fig_dir, formats)
     pretrained = {k: v for k, v in groups.items() if "pretrain_loss" in v[0].curves}
     if pretrained:
-        yield _loss_curves(pretrained, fig_dir)
+        yield _loss_curves(pretrained, fig_dir, formats)
         if any(len(r.curves.get("per_vs_steps", [])) > 1 for v in pretrained.values() for r in v):
-            yield _per_vs_steps(pretrained, fig_dir)
+            yield _per_vs_steps(pretrained, fig_dir, formats)
     coded = {k: v for k, v in groups.items() if "code_counts" in v[0].curves}
     if coded:
-        yield _code_usage(coded, fig_dir)
+        yield _code_usage(coded, fig_dir, formats)
 
 
-def _per_bars(groups, fig_dir: Path) -> Figure:
+def _per_bars(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
     names = list(groups)
     with figures.style():
         fig, ax = figures.plt.subplots(figsize=(1.2 + 0.75 * len(names), 3.0))
@@ -66,7 +70,7 @@ def _per_bars(groups, fig_dir: Path) -> Figure:
         ax.set_xticks(x, names, rotation=30, ha="right")
         ax.set_ylabel("PER (%) ↓")
         ax.legend()
-        figures.save(fig, fig_dir, "ssl_per")
+        figures.save(fig, fig_dir, "ssl_per", formats)
     return Figure(
         "ssl_per",
         "Phoneme error rate of the linear CTC probe per front end "
@@ -74,7 +78,7 @@ def _per_bars(groups, fig_dir: Path) -> Figure:
     )
 
 
-def _loss_curves(groups, fig_dir: Path) -> Figure:
+def _loss_curves(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
     with figures.style():
         fig, axes = figures.plt.subplots(1, 2, figsize=(7.0, 2.8))
         for name, recs in groups.items():
@@ -94,7 +98,7 @@ def _loss_curves(groups, fig_dir: Path) -> Figure:
         for ax in axes:
             ax.set_xlabel("update")
         axes[0].legend(fontsize=6)
-        figures.save(fig, fig_dir, "ssl_loss_curves")
+        figures.save(fig, fig_dir, "ssl_loss_curves", formats)
     return Figure(
         "ssl_loss_curves",
         "Pre-training curves (mean over seeds, 5-update moving "
@@ -102,7 +106,7 @@ def _loss_curves(groups, fig_dir: Path) -> Figure:
     )
 
 
-def _per_vs_steps(groups, fig_dir: Path) -> Figure:
+def _per_vs_steps(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
     with figures.style():
         fig, ax = figures.plt.subplots(figsize=(4.0, 2.8))
         for name, recs in groups.items():
@@ -112,14 +116,14 @@ def _per_vs_steps(groups, fig_dir: Path) -> Figure:
         ax.set_xlabel("pre-training updates")
         ax.set_ylabel("test PER (%) ↓")
         ax.legend(fontsize=6)
-        figures.save(fig, fig_dir, "ssl_per_vs_steps")
+        figures.save(fig, fig_dir, "ssl_per_vs_steps", formats)
     return Figure(
         "ssl_per_vs_steps",
         "Probe PER (last context layer) as pre-training proceeds, mean over seeds.",
     )
 
 
-def _code_usage(groups, fig_dir: Path) -> Figure:
+def _code_usage(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
     with figures.style():
         fig, axes = figures.plt.subplots(
             1, len(groups), figsize=(3.0 * len(groups), 2.6), squeeze=False
@@ -135,7 +139,7 @@ def _code_usage(groups, fig_dir: Path) -> Figure:
             ax.set_title(f"{name}\n{100 * used:.0f}% of entries used")
             ax.set_xlabel("codebook entry (sorted by use)")
         axes[0][0].set_ylabel("share of test frames")
-        figures.save(fig, fig_dir, "ssl_code_usage")
+        figures.save(fig, fig_dir, "ssl_code_usage", formats)
     return Figure(
         "ssl_code_usage",
         "Codebook usage on the test split (all groups, summed over "

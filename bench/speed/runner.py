@@ -1,7 +1,8 @@
 """Run speed cases: ours and the peer alternately in one process, one row per case and size.
 
-Rows are appended to ``speed.jsonl`` as they finish, so an interrupted run keeps what it
-measured and a re-run with the same options skips rows already there.
+Rows are appended to ``speed.jsonl`` as they finish (``bench.store.append_jsonl``: one
+write, then fsync), so an interrupted run keeps what it measured and a re-run with the
+same options skips rows already there; a line cut by a crash is set aside and measured again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 from bench import harness
 from bench.speed.case import SUITE_SIZES, PeerMissing, SpeedCase, Workload
+from bench.store import append_jsonl, read_jsonl
 
 ROWS_FILE = "speed.jsonl"
 
@@ -151,17 +153,8 @@ def measure_row(case: SpeedCase, size: str, options: SpeedOptions) -> dict[str, 
 
 
 def load_rows(out_dir: Path) -> list[dict[str, Any]]:
-    path = Path(out_dir) / ROWS_FILE
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut by a crash: measured again
-                continue
-    return rows
+    """The rows of ``out_dir/speed.jsonl``; a line cut by a crash is skipped (measured again)."""
+    return read_jsonl(Path(out_dir) / ROWS_FILE)
 
 
 def plan(cases: Iterable[SpeedCase], suite: str) -> list[tuple[SpeedCase, str]]:
@@ -194,7 +187,6 @@ def run(
             rows.append(done[key])
             continue
         row = {**measure_row(case, size, options), "env": env, "time": time.time()}
-        with (out_dir / ROWS_FILE).open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_jsonl(out_dir / ROWS_FILE, row)
         rows.append(row)
     return rows
