@@ -212,8 +212,11 @@ def measured_peak_flops(device: torch.device, amp: str = "off", size: int = 1024
     key = (str(device), amp)
     if key not in _PEAK_FLOPS:
         dtype = AMP_DTYPES.get(amp, torch.float32) if device.type == "cuda" else torch.float32
-        a = torch.randn(size, size, device=device, dtype=dtype)
-        b = torch.randn(size, size, device=device, dtype=dtype)
+        # its own generator: the global RNG a cell draws from must not depend on whether
+        # this process had measured the peak before (the first cell used to draw here)
+        g = torch.Generator(device=device).manual_seed(0)
+        a = torch.randn(size, size, device=device, dtype=dtype, generator=g)
+        b = torch.randn(size, size, device=device, dtype=dtype, generator=g)
         timing = time_fn(lambda: a @ b, device=device, warmup=2, repeats=5)
         _PEAK_FLOPS[key] = 2 * size**3 / (timing.min_ms / 1e3)
     return _PEAK_FLOPS[key]

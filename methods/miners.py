@@ -1,9 +1,9 @@
 """Triplet miners: turn a labelled batch into (anchor, positive, negatives) tuples.
 
-A miner is called as ``miner(embeddings (N, D), labels (N,)) -> Tuples`` (methods.losses):
+A miner is called as ``miner(embeddings (N, D), labels (N,)) -> Tuples`` (methods.metric_losses):
 one row per (anchor, positive) pair it keeps, with a boolean mask over the batch marking
 that row's negatives. It looks at the embeddings without gradient; the loss
-(methods.losses.TripletLoss) then scores the chosen tuples. Distances are the loss's:
+(methods.metric_losses.TripletLoss) then scores the chosen tuples. Distances are the loss's:
 d = ‖x̂ − ŷ‖² between unit vectors. Everything is masks over the N×N distance matrix,
 with no Python loop over the batch.
 """
@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 
 from bench.registry import register
-from methods.losses import Tuples, all_tuples, pairwise_squared_distance
+from methods.loss_cores import pairwise_squared_distance
+from methods.metric_losses import Tuples, all_tuples
 
 __all__ = ["AllTriplets", "BatchHardMiner", "Miner", "RandomMiner", "SemiHardMiner"]
 
@@ -45,6 +46,8 @@ class AllTriplets(Miner):
 @register("miner", "random")
 class RandomMiner(Miner):
     """Each positive pair with one negative of its anchor drawn uniformly at random."""
+
+    requires = ("generator",)  # context from the task: the cell's seeded torch generator
 
     def __init__(self, generator: torch.Generator | None = None) -> None:
         self.generator = generator

@@ -1,6 +1,5 @@
-"""The registered augmentations (methods/augment.py) and the augment task end to end."""
+"""The registered augmentations (methods/augment.py); the task: tests/tasks/test_augment.py."""
 
-import json
 import math
 
 import numpy as np
@@ -8,10 +7,7 @@ import pytest
 import torch
 
 from bench import registry
-from bench.cli import main
-from bench.data import synthetic
 from bench.data.noise import measured_snr_db
-from bench.tasks import augment as augment_task
 from methods.augment import add_noise, change_speed
 
 SR = 16000
@@ -87,35 +83,3 @@ def test_speed_perturb_draws_from_its_factors():
     aug = registry.get("augment", "speed")()
     lengths = {len(aug(_speech(), np.random.default_rng(s))) for s in range(20)}
     assert lengths == {math.ceil(SR / f) for f in (0.9, 1.0, 1.1)}  # torchaudio rounds up
-
-
-# ---- the task end to end on a tiny corpus ------------------------------------------------
-TINY_CORPUS = synthetic.CorpusConfig(
-    speakers_en=10, speakers_lv=0, utterances_per_speaker=3, sentences_per_language=12
-)
-TINY = {
-    "corpus": "quick",
-    "steps": 3,
-    "batch_size": 4,
-    "crop_frames": 40,
-    "channels": 8,
-    "embedding_dim": 8,
-    "eval_every": 2,
-}
-
-
-def test_task_end_to_end(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPEECHBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setitem(synthetic.SCALES, "quick", TINY_CORPUS)
-    monkeypatch.setitem(augment_task.SCALE_CONFIGS, "quick", TINY)
-    monkeypatch.setattr(synthetic, "_SPLIT_CACHE", {})
-    out = tmp_path / "run"
-    main(["--tasks", "augment", "--suite", "quick", "--quiet", "--out", str(out)])
-    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
-    assert [r["method"]["augment"] for r in records] == ["none", "noise", "speed", "specaugment"]
-    for r in records:
-        assert r["status"] == "ok", r.get("error")
-        for k in ("acc_clean", "acc_noisy", "acc_speed"):
-            assert 0.0 <= r["metrics"][k] <= 1.0
-        assert r["curves"]["step"] == [2, 3]
-    assert "acc_noisy" in (out / "report.md").read_text()

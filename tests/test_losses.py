@@ -1,4 +1,4 @@
-"""Tests for methods.losses: each core against a naive per-row loop and hand-computed cases."""
+"""Tests for methods.loss_cores: each core against a naive per-row loop and hand-computed cases."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from methods.losses import info_nce, proxy_nca, squared_distance, triplet_margin
+from methods.loss_cores import info_nce, proxy_nca, squared_distance, triplet_margin
 
 N, K, D = 7, 5, 6
 

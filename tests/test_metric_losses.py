@@ -1,5 +1,5 @@
-"""Metric-learning losses (methods.losses, family "loss"): hand-made cases, naive loops over
-pairs/triplets, and pytorch-metric-learning's implementations of the same losses."""
+"""Metric-learning losses (methods.metric_losses, family "loss"): hand-made cases, naive
+loops over pairs/triplets, and pytorch-metric-learning's implementations of the same losses."""
 
 import itertools
 import math
@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from bench import registry
-from methods import losses
-from methods.losses import Tuples, all_tuples
+from methods import loss_cores
+from methods.metric_losses import Tuples, all_tuples
 
 LOSSES = ("contrastive", "ntxent", "triplet", "proxy_nca", "proxy_anchor")
 
@@ -34,12 +34,8 @@ def unit(*v):
 
 
 def test_every_registered_loss_is_listed_here():
-    assert set(registry.names("loss")) == set(LOSSES) | {"untrained"}
-
-
-def test_the_untrained_baseline_refuses_to_train():
-    with pytest.raises(RuntimeError, match="never trained"):
-        make("untrained")(torch.zeros(2, 2), torch.tensor([0, 1]))
+    # a baseline without training is loss "-" in the tasks, never a registered "loss"
+    assert set(registry.names("loss")) == set(LOSSES)
 
 
 @pytest.mark.parametrize("name", LOSSES)
@@ -105,7 +101,7 @@ def test_gradient_step_pulls_positive_closer_and_pushes_negative_away(name):
             loss.proxies.copy_(torch.tensor([[1.0, 1.0], [1.0, -1.0]]))
     loss(x, y).loss.backward()
     step = (x - 0.01 * x.grad).detach()
-    d = losses.squared_distance
+    d = loss_cores.squared_distance
     assert d(step[0], step[1]) < d(x[0], x[1]).detach()  # positive pulled in
     assert d(step[0], step[2]) > d(x[0], x[2]).detach()  # negative pushed out
 
@@ -121,7 +117,7 @@ def naive_triplets(y, keep=None):
 
 def test_triplet_matches_a_loop_over_all_triplets():
     x, y = batch(1)
-    d = losses.squared_distance
+    d = loss_cores.squared_distance
     vals = [F.relu(d(x[a], x[p]) - d(x[a], x[n]) + 0.2) for a, p, n in naive_triplets(y)]
     got = make("triplet", margin=0.2)(x, y).loss
     assert got.item() == pytest.approx(torch.stack(vals).mean().item(), rel=1e-9)
@@ -132,7 +128,7 @@ def test_triplet_on_mined_tuples_matches_a_loop_over_those_triplets():
     t = all_tuples(y)
     g = torch.Generator().manual_seed(0)
     mask = t.negative_mask & (torch.rand(t.negative_mask.shape, generator=g) < 0.3)
-    d = losses.squared_distance
+    d = loss_cores.squared_distance
     vals = [
         F.relu(d(x[a], x[p]) - d(x[a], x[n]) + 0.2)
         for r, (a, p) in enumerate(zip(t.anchor.tolist(), t.positive.tolist(), strict=True))
@@ -174,7 +170,7 @@ def test_proxy_nca_matches_a_loop():
     w = loss.proxies.detach()
     vals = []
     for i in range(len(y)):
-        e = [torch.exp(-3.0 * losses.squared_distance(x[i], w[z])) for z in range(3)]
+        e = [torch.exp(-3.0 * loss_cores.squared_distance(x[i], w[z])) for z in range(3)]
         vals.append(-torch.log(e[y[i]] / sum(e)))
     assert loss(x, y).loss.item() == pytest.approx(torch.stack(vals).mean().item(), rel=1e-9)
 
@@ -200,8 +196,8 @@ def test_proxy_anchor_matches_a_loop_over_proxies():
 def test_proxy_nca_core_keeps_the_ssl_default_without_the_positive():
     a, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
     w = torch.randn(3, 3)
-    excl = losses.proxy_nca(a, w, y)
-    incl = losses.proxy_nca(a, w, y, exclude_positive=False)
+    excl = loss_cores.proxy_nca(a, w, y)
+    incl = loss_cores.proxy_nca(a, w, y, exclude_positive=False)
     assert (incl > excl).all() and (incl >= 0).all()
 
 

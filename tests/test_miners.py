@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bench import registry
-from methods.losses import pairwise_squared_distance
+from methods.loss_cores import pairwise_squared_distance
 
 MINERS = ("all", "random", "semihard", "hardest")
 

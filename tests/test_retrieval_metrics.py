@@ -4,7 +4,18 @@ import numpy as np
 import pytest
 
 from bench.metrics import METRICS
-from bench.metrics.retrieval import eer, map_at_r, nmi, recall_at_1, retrieval_metrics, trials
+from bench.metrics.retrieval import (
+    average_precisions_at_r,
+    eer,
+    first_correct_ranks,
+    map_at_r,
+    nmi,
+    recall_at_1,
+    retrieval_items,
+    retrieval_metrics,
+    retrieval_metrics_from_items,
+    trials,
+)
 
 # points on the unit circle at these angles (degrees), with labels
 ANGLES = np.array([0.0, 10.0, 30.0, 100.0, 110.0, 200.0])
@@ -78,3 +89,16 @@ def test_every_retrieval_metric_has_a_spec():
     m = retrieval_metrics(circle(ANGLES), LABELS)
     assert set(m) <= set(METRICS)
     assert METRICS["eer"].higher_is_better is False and METRICS["recall_at_1"].higher_is_better
+
+
+def test_per_item_results_by_hand_and_the_aggregates_they_give():
+    x = circle(ANGLES)
+    # 30°: 10(-), 0(-), 100(+) -> 3; 200°: 110(-), 100(-), 0(+) -> 3; the others rank 1
+    assert first_correct_ranks(x, LABELS).tolist() == [1, 1, 3, 1, 1, 3]
+    assert average_precisions_at_r(x, LABELS) == pytest.approx([0.5, 0.5, 0, 1, 1, 0])
+    assert first_correct_ranks(x[:4], [0, 0, 1, 2]).tolist() == [1, 1, 0, 0]  # 0: alone
+    assert np.isnan(average_precisions_at_r(x[:4], [0, 0, 1, 2])[2:]).all()
+    items = retrieval_items(x, LABELS, [f"u{i}" for i in range(6)])
+    assert set(items) == {"test"} and items["test"]["embedding"].shape == (6, 2)
+    assert len(set(items["test"]["cluster"])) == 2
+    assert retrieval_metrics_from_items(items) == retrieval_metrics(x, LABELS)

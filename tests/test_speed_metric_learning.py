@@ -87,7 +87,8 @@ def test_a_missing_peer_is_reported_with_its_pip_name(monkeypatch):
 def test_triplet_loss_paths_give_the_loop_value(keep):
     """TripletLoss picks rows of x, entries of the distance matrix or its rows by how many
     triplets there are; each gives the mean over the triplets, and the share of active ones."""
-    from methods.losses import TripletLoss, Tuples, all_tuples, squared_distance
+    from methods.loss_cores import squared_distance
+    from methods.metric_losses import TripletLoss, Tuples, all_tuples
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(24, 5, generator=g, dtype=torch.float64)

@@ -48,6 +48,7 @@ __all__ = [
     "confidence_and_correct",
     "eaurc",
     "ece",
+    "ece_from_items",
     "mce",
     "nll",
     "reliability_bins",
@@ -358,9 +359,18 @@ def ece(probs: Any, labels: Any, n_bins: int = 15, validate: bool = True) -> flo
 
     ECE = sum_b (n_b / N) |acc_b - conf_b|   (Guo et al. 2017, eq. 3)
     """
-    n_bins = _check_n_bins(n_bins)
     conf, correct = confidence_and_correct(probs, labels, validate)
-    return _ece_from_sums(*_bin_sums(conf, correct, n_bins)[1:])
+    return ece_from_items(conf, correct, n_bins)
+
+
+def ece_from_items(confidence: Any, correct: Any, n_bins: int = 15) -> float:
+    """ECE from per-item confidences and 0/1 correctness (``ece`` computes it this way)."""
+    n_bins = _check_n_bins(n_bins)
+    conf, hit = (
+        x.to(_F64) if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x), dtype=_F64)
+        for x in (confidence, correct)
+    )
+    return _ece_from_sums(*_bin_sums(conf, hit, n_bins)[1:])
 
 
 def mce(probs: Any, labels: Any, n_bins: int = 15, validate: bool = True) -> float:

@@ -16,6 +16,8 @@ from bench.store import Record
 
 
 def row_label(m: dict[str, str]) -> str:
+    if m["loss"] == "-":  # no loss: the untrained baseline row
+        return "untrained"
     return m["loss"] if m.get("miner", "-") == "-" else f"{m['loss']}/{m['miner']}"
 
 

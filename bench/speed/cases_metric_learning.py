@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import torch
 
 from bench.speed.case import SIZES, SpeedCase, Workload, close, import_peer, register_case
-from methods.losses import NTXentLoss, ProxyAnchorLoss, TripletLoss
+from methods.metric_losses import NTXentLoss, ProxyAnchorLoss, TripletLoss
 from methods.miners import AllTriplets, BatchHardMiner
 
 DIM = 128

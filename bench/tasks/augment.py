@@ -1,39 +1,43 @@
 """Data-augmentation ablation: tone-of-voice accuracy on clean and shifted test audio.
 
-The same small log-mel encoder as bench.tasks.speaker, with a linear classifier head, is
-trained with cross-entropy on the embedded corpus's four prosody classes ("tone of voice")
-on seen speakers (bench.tasks.prosody's seeded 60/20/20 split of every speaker's
-utterances; the valid part is unused). Each cell trains with one registered augmentation
-(methods/augment.py: none, noise, speed, specaugment), applied to every training crop, and
-is scored on three versions of the same test utterances: clean, noisy (coloured noise at
-``test_snr_db``, seeded independently of the cell's seed so every cell sees the same test
-set) and speed-changed (``test_speed``, which also shifts the pitch). Baseline: none.
+The small log-mel encoder of bench.models.speaker_encoder, with a linear classifier head,
+is trained with cross-entropy on the embedded corpus's four prosody classes ("tone of
+voice") on seen speakers (bench.data.seen_speakers: a fixed seeded 60/20/20 split of every
+speaker's utterances; the valid part is unused). Each cell trains with one registered
+augmentation (methods/augment.py: none, noise, speed, specaugment), applied to every
+training crop, and is scored on three versions of the same test utterances: clean, noisy
+(coloured noise at ``test_snr_db``, seeded independently of the cell's seed so every cell
+sees the same test set) and speed-changed (``test_speed``, which also shifts the pitch).
+Baseline: none.
+
+Per item: each test utterance's label and, per condition, its prediction and correctness.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from bench import harness, registry
+from bench import registry
 from bench.config import build_config, scale_config
 from bench.data import synthetic
+from bench.data.seen_speakers import load_audio, seen_speaker_splits
+from bench.models.batching import class_indices
 from bench.models.frontends import LogMel
+from bench.models.speaker_encoder import Encoder, one_thread_on_cpu, pad
 from bench.registry import register
-from bench.store import Cell, Record
-from bench.tasks.base import CellResult, Figure, RunContext, Task
-from bench.tasks.prosody import seen_speaker_splits
-from bench.tasks.speaker import Encoder, class_indices, pad, torch_threads
+from bench.store import Cell
+from bench.tasks.base import CellResult, RunContext, Task, product
+from bench.training import StepOutput, train
 from methods.augment import add_noise, change_speed
 
 HOP = 160  # samples per log-mel frame (10 ms at 16 kHz)
 TEST_NOISE_KINDS = ("white", "pink", "brown")
 TEST_SEED = 12345  # the shifted test sets are the same for every cell
+CONDITIONS = ("clean", "noisy", "speed")
 
 
 @dataclass
@@ -62,6 +66,7 @@ SCALE_CONFIGS = {
     "default": {"corpus": "default", "steps": 400, "eval_every": 100},
     "full": {"corpus": "full", "steps": 3000, "eval_every": 500},
 }
+ROWS = product(augment=("none", "noise", "speed", "specaugment"))
 
 
 class Classifier(nn.Module):
@@ -72,17 +77,6 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.head(torch.relu(self.encoder(x, lengths)))
-
-
-def load_audio(corpus: str) -> tuple[list, list[torch.Tensor]]:
-    """All utterances of the corpus (every split, English and Latvian) and their audio."""
-    utts, audio = [], []
-    for split in ("train", "valid", "test"):
-        for language in ("en", "lv"):
-            us, au = synthetic.load_split(corpus, split, language)
-            utts += us
-            audio += [torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in au]
-    return utts, audio
 
 
 def crop_wave(x: torch.Tensor, n: int, rng: np.random.Generator) -> torch.Tensor:
@@ -107,13 +101,13 @@ def shifted_test_sets(audio: list[torch.Tensor], config: AugmentConfig) -> dict[
 
 
 @torch.no_grad()
-def accuracy(model: Classifier, feats: list[torch.Tensor], y: np.ndarray, device) -> float:
+def predict(model: Classifier, feats: list[torch.Tensor], device: torch.device) -> np.ndarray:
     model.eval()
     preds = []
     for s in range(0, len(feats), 64):
         x, lengths = pad(feats[s : s + 64])
         preds.append(model(x.to(device), lengths.to(device)).argmax(1).cpu())
-    return float((torch.cat(preds).numpy() == y).mean())
+    return torch.cat(preds).numpy()
 
 
 @register("task", "augment")
@@ -122,7 +116,7 @@ class AugmentTask(Task):
 
     title = "Data augmentation ablation: tone-of-voice accuracy, clean vs shifted test audio"
     families = ("augment",)
-    defaults = {"augment": ("none", "noise", "speed", "specaugment")}
+    rows = {scale: ROWS for scale in SCALE_CONFIGS}
     baseline = {"augment": "none"}
     table_metrics = ("acc_clean", "acc_noisy", "acc_speed")
     suite_seeds = {"quick": 1}
@@ -130,11 +124,14 @@ class AugmentTask(Task):
     def config(self, scale: str) -> dict:
         return scale_config(AugmentConfig, SCALE_CONFIGS, scale)
 
+    def data_identity(self, config: dict) -> dict:
+        return synthetic.identity(synthetic.ensure_corpus(config["corpus"]))
+
     def dataset_card(self, config: dict) -> str:
         return synthetic.card(synthetic.ensure_corpus(config["corpus"]))
 
     def run(self, cell: Cell, ctx: RunContext) -> CellResult:
-        with torch_threads(1 if ctx.device.type == "cpu" else torch.get_num_threads()):
+        with one_thread_on_cpu(ctx.device):
             return self._run(cell, ctx)
 
     def _run(self, cell: Cell, ctx: RunContext) -> CellResult:
@@ -150,59 +147,58 @@ class AugmentTask(Task):
             k: [logmel(a) for a in v]
             for k, v in shifted_test_sets([audio[i] for i in parts["test"]], config).items()
         }
-
-        harness.seed_everything(cell.seed)
-        rng = np.random.default_rng(cell.seed)
-        augmentation = registry.get("augment", cell.method["augment"])()
+        rng = ctx.rng()
+        augmentation = registry.build("augment", cell.method["augment"])
         model = Classifier(config, len(classes))
-        frames = torch.cat([logmel(a) for a in train_audio])  # clean-train normalisation
-        model.encoder.mean.copy_(frames.mean(0))
-        model.encoder.std.copy_(frames.std(0) + 1e-5)
+        model.encoder.normalise_with([logmel(a) for a in train_audio])  # clean-train frames
         model = model.to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         n_samples = config.crop_frames * HOP
-        curves: dict[str, list] = {"step": [], "train_loss": [], "test_acc_clean": []}
-        timer = harness.StepTimer(device, skip=min(3, config.steps // 4))
-        bar = ctx.progress(range(config.steps), desc=cell.method["augment"], unit="step")
-        for step in bar:
+
+        def forward(step: int) -> StepOutput:
             model.train()
             idx = rng.integers(0, len(train_audio), size=config.batch_size)
-            with timer.step(items=len(idx)):
-                batch = []
-                for i in idx:
-                    # a slightly longer crop, so a speed-up still fills the window
-                    wave = crop_wave(train_audio[i], int(n_samples * 1.2), rng)
-                    if augmentation.domain == "wave":
-                        wave = augmentation(wave, rng)
-                    feat = logmel(crop_wave(wave, n_samples, rng))[: config.crop_frames]
-                    if augmentation.domain == "spec":
-                        feat = augmentation(feat, rng)
-                    batch.append(feat)
-                x = torch.stack(batch).to(device)
-                y = torch.as_tensor(y_train[idx]).to(device)
-                with ctx.autocast():
-                    logits = model(x, torch.full((len(idx),), x.shape[1], device=device))
-                loss = nn.functional.cross_entropy(logits.float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            curves["train_loss"].append(loss.item())
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-                curves["step"].append(step + 1)
-                curves["test_acc_clean"].append(accuracy(model, tests["clean"], y_test, device))
-        metrics = {f"acc_{k}": accuracy(model, v, y_test, device) for k, v in tests.items()}
+            batch = []
+            for i in idx:
+                # a slightly longer crop, so a speed-up still fills the window
+                wave = crop_wave(train_audio[i], int(n_samples * 1.2), rng)
+                if augmentation.domain == "wave":
+                    wave = augmentation(wave, rng)
+                feat = logmel(crop_wave(wave, n_samples, rng))[: config.crop_frames]
+                if augmentation.domain == "spec":
+                    feat = augmentation(feat, rng)
+                batch.append(feat)
+            x = torch.stack(batch).to(device)
+            y = torch.as_tensor(y_train[idx]).to(device)
+            with ctx.autocast():
+                logits = model(x, torch.full((len(idx),), x.shape[1], device=device))
+            return StepOutput(nn.functional.cross_entropy(logits.float(), y), items=len(idx))
+
+        def evaluate(done: int) -> dict[str, float]:
+            return {
+                "test_acc_clean": float((predict(model, tests["clean"], device) == y_test).mean())
+            }
+
+        result = train(
+            forward,
+            config.steps,
+            ctx,
+            optimizer=optimizer,
+            evaluate=evaluate,
+            eval_every=config.eval_every,
+            desc=cell.method["augment"],
+        )
+        test = {"item_id": np.array([utts[i].id for i in parts["test"]]), "label": y_test}
+        for condition in CONDITIONS:
+            test[f"pred_{condition}"] = predict(model, tests[condition], device)
+            test[f"correct_{condition}"] = test[f"pred_{condition}"] == y_test
+        metrics = self.metrics_from_items({"test": test}, cell.config)
         metrics["parameters"] = sum(p.numel() for p in model.parameters())
-        step_t = timer.summary()
-        timing = {
-            "train_samples_per_s": timer.items_per_s(),
-            "step_ms_median": step_t.median_ms if step_t else None,
-            "peak_mem_mb": harness.peak_memory_mb(device),
-        }
-        curves["classes"] = classes
-        return CellResult(metrics=metrics, curves=curves, timing=timing)
+        curves = {**result.curves, "classes": classes}
+        return CellResult(
+            metrics=metrics, curves=curves, timing=result.timing, items={"test": test}
+        )
 
-    def figures(self, records: list[Record], fig_dir: Path) -> Iterator[Figure]:
-        from bench.report import augment_figures
-
-        yield from augment_figures.draw(records, fig_dir)
+    def metrics_from_items(self, items, config) -> dict[str, float]:
+        test = items["test"]
+        return {f"acc_{c}": float(np.mean(test[f"correct_{c}"])) for c in CONDITIONS}

@@ -1,14 +1,17 @@
 """The metric-learning losses on a non-speech dataset: digits, held-out classes -> Recall@1.
 
 scikit-learn's 1,797 handwritten 8x8 digits: the small CNN of bench.models.digits (its
-last layer emitting the embedding) is trained with each loss of bench.tasks.speaker (and the
+last layer emitting the embedding) is trained with each loss of the speaker task (and the
 triplet loss with the semi-hard miner) on every image of classes 0–4, and evaluated on the
 images of the unseen classes 5–9: Recall@1, MAP@R, NMI and EER (all pairs), as for the
-unseen speakers. Baseline: the untrained network. The curve is Recall@1 on the held-out
-classes during training, from step 0 (the test set: this task has no model selection).
-Measured (quick, seed 0): the random CNN already reaches ~96% Recall@1 on these easy
-images, and training on only five classes lowers it on the unseen five (a transfer result,
-reported as measured).
+unseen speakers. Baseline: the untrained network (loss and miner "-"). The curve is
+Recall@1 on the held-out classes during training, from step 0 (the test set: this task
+has no model selection). Measured (quick, seed 0): the random CNN already reaches ~96%
+Recall@1 on these easy images, and training on only five classes lowers it on the unseen
+five (a transfer result, reported as measured).
+
+Per item: each test image (by its dataset index: its digit, the rank of its nearest
+same-digit neighbour, its AP@R, its k-means cluster) and each verification trial.
 """
 
 from __future__ import annotations
@@ -19,19 +22,27 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
-from bench import harness, registry
-from bench.config import build_config
-from bench.metrics.retrieval import recall_at_1, retrieval_metrics
+from bench import registry
+from bench.config import build_config, scale_config
+from bench.metrics.retrieval import recall_at_1, retrieval_items, retrieval_metrics_from_items
+from bench.models.batching import sample_batch
+from bench.models.metric_training import Batch, build_loss_and_miner, train_metric
+from bench.models.speaker_encoder import one_thread_on_cpu
 from bench.registry import register
 from bench.store import Cell
-from bench.tasks.base import CellResult, RunContext
-from bench.tasks.speaker import ROWS, UNTRAINED, MetricTask, build_loss, sample_batch
+from bench.tasks.base import NONE, CellResult, RunContext, Task
 
 TRAIN_CLASSES = (0, 1, 2, 3, 4)  # the rest (5–9) are the unseen test classes
-DIGITS_ROWS = {  # each loss once; the triplet loss with the semi-hard miner
-    "quick": tuple(r for r in ROWS["quick"] if r[1] in ("-", "semihard")),
-}
-DIGITS_ROWS["default"] = DIGITS_ROWS["full"] = DIGITS_ROWS["quick"]
+LOSS_PARAMS = {"proxy_nca": {"scale": 8.0}}  # Proxy-NCA++'s softmax scale (1/τ, τ ≈ 1/9)
+UNTRAINED = {"loss": NONE, "miner": NONE}  # random init, no training
+ROWS = [  # each loss once; the triplet loss with the semi-hard miner
+    UNTRAINED,
+    {"loss": "contrastive", "miner": NONE},
+    {"loss": "ntxent", "miner": NONE},
+    {"loss": "triplet", "miner": "semihard"},
+    {"loss": "proxy_nca", "miner": NONE},
+    {"loss": "proxy_anchor", "miner": NONE},
+]
 
 
 @dataclass
@@ -59,30 +70,36 @@ SCALE_CONFIGS = {
 }
 
 
-def digits_by_class() -> dict[str, tuple[torch.Tensor, np.ndarray]]:
-    """(images (N, 1, 8, 8) in [0, 1], labels) of the train classes and the unseen ones."""
+def digits_by_class() -> dict[str, tuple[torch.Tensor, np.ndarray, np.ndarray]]:
+    """(images (N, 1, 8, 8) in [0, 1], labels, dataset indices) of the train classes and
+    of the unseen ones."""
     data = load_digits()
     x = torch.from_numpy((data.images / 16.0).astype(np.float32)[:, None])
     y = data.target.astype(np.int64)
     seen = np.isin(y, TRAIN_CLASSES)
-    return {"train": (x[seen], y[seen]), "test": (x[~seen], y[~seen])}
+    index = np.arange(len(y))
+    return {"train": (x[seen], y[seen], index[seen]), "test": (x[~seen], y[~seen], index[~seen])}
 
 
 @torch.no_grad()
-def embed(model: torch.nn.Module, x: torch.Tensor, device) -> np.ndarray:
+def embed(model: torch.nn.Module, x: torch.Tensor, device: torch.device) -> np.ndarray:
     model.eval()
     return model(x.to(device)).cpu().numpy()
 
 
 @register("task", "digits_metric")
-class DigitsMetricTask(MetricTask):
+class DigitsMetricTask(Task):
     """The metric-learning losses on digits: train classes 0–4, Recall@1 on classes 5–9."""
 
     title = "Metric learning on digits (non-speech): retrieval on unseen classes 5–9"
+    families = ("loss", "miner")
+    rows = {scale: ROWS for scale in SCALE_CONFIGS}
+    baseline = UNTRAINED
     table_metrics = ("recall_at_1", "map_at_r", "nmi", "eer")
-    rows = DIGITS_ROWS
-    config_class = DigitsMetricConfig
-    scale_configs = SCALE_CONFIGS
+    suite_seeds = {"quick": 1}
+
+    def config(self, scale: str) -> dict:
+        return scale_config(DigitsMetricConfig, SCALE_CONFIGS, scale)
 
     def dataset_card(self, config: dict) -> str:
         return (
@@ -90,63 +107,68 @@ class DigitsMetricTask(MetricTask):
             "classes 5–9 test (unseen)."
         )
 
+    def run(self, cell: Cell, ctx: RunContext) -> CellResult:
+        with one_thread_on_cpu(ctx.device):
+            return self._run(cell, ctx)
+
     def _run(self, cell: Cell, ctx: RunContext) -> CellResult:
         config = build_config(DigitsMetricConfig, cell.config)
         device = ctx.device
         data = digits_by_class()
-        (x_train, y_train), (x_test, y_test) = data["train"], data["test"]
-        generator = harness.seed_everything(cell.seed)
-        rng = np.random.default_rng(cell.seed)
-        model = registry.get("classifier", "cnn")(
-            channels=config.channels, num_classes=config.embedding_dim
+        (x_train, y_train, _), (x_test, y_test, id_test) = data["train"], data["test"]
+        model = registry.build(
+            "classifier",
+            "cnn",
+            params={"channels": config.channels},
+            num_classes=config.embedding_dim,
         ).to(device)
-        curves: dict[str, list] = {"step": [], "test_recall_at_1": [], "train_loss": []}
+
+        def test_recall(done: int = 0) -> dict[str, float]:
+            return {"test_recall_at_1": recall_at_1(embed(model, x_test, device), y_test)}
+
+        # step 0: the random initialisation (all that the untrained row has)
+        curves: dict[str, list] = {
+            "step": [0],
+            "test_recall_at_1": [test_recall()["test_recall_at_1"]],
+        }
         timing: dict[str, float | None] = {}
-        method = cell.method
-
-        def evaluate(step: int) -> None:
-            curves["step"].append(step)
-            curves["test_recall_at_1"].append(recall_at_1(embed(model, x_test, device), y_test))
-
-        evaluate(0)  # the random initialisation (all that the untrained row has)
-        if method["loss"] != UNTRAINED:
-            loss_fn = build_loss(method["loss"], len(TRAIN_CLASSES), config.embedding_dim)
-            loss_fn = loss_fn.to(device)
-            miner = None
-            if method["miner"] != "-":
-                miner_cls = registry.get("miner", method["miner"])
-                miner = miner_cls(generator) if method["miner"] == "random" else miner_cls()
-            groups = [{"params": model.parameters(), "lr": config.lr}]
-            if list(loss_fn.parameters()):
-                groups.append(
-                    {"params": loss_fn.parameters(), "lr": config.lr * config.proxy_lr_mult}
-                )
-            optimizer = torch.optim.Adam(groups)
-            timer = harness.StepTimer(device, skip=min(3, config.steps // 4))
+        if cell.method["loss"] != NONE:
+            rng = ctx.rng()
+            loss_fn, miner = build_loss_and_miner(
+                cell.method["loss"],
+                None if cell.method["miner"] == NONE else cell.method["miner"],
+                params=LOSS_PARAMS.get(cell.method["loss"]),
+                num_classes=len(TRAIN_CLASSES),
+                embedding_dim=config.embedding_dim,
+                generator=ctx.generator(),
+            )
             y_all = torch.from_numpy(y_train)
-            bar = ctx.progress(range(config.steps), desc=method["loss"], unit="step")
-            for step in bar:
-                model.train()
+
+            def batch() -> Batch:
                 idx = sample_batch(y_train, config.classes_per_batch, config.samples_per_class, rng)
-                x, y = x_train[idx].to(device), y_all[idx].to(device)
-                with timer.step(items=len(idx)):
-                    with ctx.autocast():
-                        z = model(x).float()
-                    out = loss_fn(z, y, miner(z, y) if miner is not None else None)
-                    if not torch.isfinite(out.loss):
-                        raise FloatingPointError(f"{method['loss']} loss became {out.loss.item()}")
-                    optimizer.zero_grad(set_to_none=True)
-                    out.loss.backward()
-                    optimizer.step()
-                curves["train_loss"].append(out.loss.item())
-                if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-                    evaluate(step + 1)
-            step_t = timer.summary()
-            timing = {
-                "train_samples_per_s": timer.items_per_s(),
-                "step_ms_median": step_t.median_ms if step_t else None,
-                "peak_mem_mb": harness.peak_memory_mb(device),
-            }
-        metrics = retrieval_metrics(embed(model, x_test, device), y_test, seed=cell.seed)
+                return (x_train[idx].to(device),), y_all[idx].to(device)
+
+            result = train_metric(
+                model,
+                batch,
+                loss_fn,
+                miner,
+                ctx,
+                steps=config.steps,
+                lr=config.lr,
+                proxy_lr_mult=config.proxy_lr_mult,
+                evaluate=test_recall,
+                eval_every=config.eval_every,
+                desc=cell.method["loss"],
+            )
+            for name in ("step", "test_recall_at_1"):
+                curves[name] += result.curves.pop(name)
+            curves |= result.curves  # train_loss (and active)
+            timing = result.timing
+        items = retrieval_items(embed(model, x_test, device), y_test, id_test, seed=ctx.seed)
+        metrics = self.metrics_from_items(items, cell.config)
         metrics["parameters"] = sum(p.numel() for p in model.parameters())
-        return CellResult(metrics=metrics, curves=curves, timing=timing)
+        return CellResult(metrics=metrics, curves=curves, timing=timing, items=items)
+
+    def metrics_from_items(self, items, config) -> dict[str, float]:
+        return retrieval_metrics_from_items(items)

@@ -4,10 +4,15 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from bench.cli import main
+from bench.context import RunContext
 from bench.data import synthetic
-from bench.tasks import prosody, speaker
+from bench.data.seen_speakers import seen_speaker_splits
+from bench.models import logmel_features
+from bench.models.speech_metric import SCALE_CONFIGS
+from bench.store import Cell
 from bench.tasks.base import get_task
 
 TINY_CORPUS = synthetic.CorpusConfig(
@@ -29,9 +34,9 @@ TINY = {
 def tiny_setup(tmp_path, monkeypatch):
     monkeypatch.setenv("SPEECHBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(synthetic.SCALES, "quick", TINY_CORPUS)
-    monkeypatch.setitem(speaker.SCALE_CONFIGS, "quick", TINY)
+    monkeypatch.setitem(SCALE_CONFIGS, "quick", TINY)
     monkeypatch.setattr(synthetic, "_SPLIT_CACHE", {})
-    monkeypatch.setattr(speaker, "_FEATURES", {})
+    monkeypatch.setattr(logmel_features, "_FEATURES", {})
     return tmp_path
 
 
@@ -39,9 +44,12 @@ def test_grid_crosses_rows_with_targets():
     task = get_task("prosody")
     rows = task.grid(scale="quick")
     assert {r["target"] for r in rows} == {"tone", "speaker"}
-    assert len(rows) == 2 * (1 + len(prosody.PROSODY_ROWS["quick"]))
+    assert len(rows) == 2 * 6  # the untrained row and each loss once, per target
+    assert [r["miner"] for r in rows if r["loss"] == "triplet"] == ["semihard"] * 2
+    assert len(task.grid(scale="full")) == 2 * 9  # full: every triplet miner
     tone = task.grid({"target": ["tone"], "loss": ["proxy_nca"]}, scale="quick")
-    assert [r["loss"] for r in tone] == ["untrained", "proxy_nca"]
+    assert [r["loss"] for r in tone] == ["-", "proxy_nca"]
+    assert task.baseline_of(tone[1]) == tone[0]
 
 
 def test_seen_speaker_split_puts_every_speaker_in_every_part():
@@ -50,11 +58,37 @@ def test_seen_speaker_split_puts_every_speaker_in_every_part():
             self.speaker = s
 
     utts = [U(s) for s in "aaaaabbbbbbbbbb"]
-    parts = prosody.seen_speaker_splits(utts)
+    parts = seen_speaker_splits(utts)
     allidx = np.concatenate(list(parts.values()))
     assert sorted(allidx.tolist()) == list(range(len(utts)))
     for part in parts.values():
         assert {utts[i].speaker for i in part} == {"a", "b"}
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        {"loss": "-", "miner": "-", "target": "tone"},
+        {"loss": "triplet", "miner": "semihard", "target": "speaker"},
+    ],
+)
+def test_cell_is_deterministic_and_its_metrics_come_from_its_items(
+    method, tiny_setup, check_task_cell
+):
+    check_task_cell("prosody", method, TINY, tiny_setup)
+
+
+def test_items_are_the_test_utterances(tiny_setup):
+    task = get_task("prosody")
+    cell = Cell("prosody", {"loss": "ntxent", "miner": "-", "target": "tone"}, 0, "quick", TINY)
+    result = task.run(cell, RunContext(device=torch.device("cpu"), quiet=True).for_cell(0))
+    test = result.items["test"]
+    n = len(test["item_id"])
+    assert n == len(set(test["item_id"])) == 3 * 2  # 20% of each speaker's 8 utterances
+    assert np.array_equal(test["correct"], test["label"] == test["pred"])
+    assert np.all(test["nll"] >= 0) and np.all(test["confidence_after"] <= 1)
+    assert result.metrics["accuracy"] == np.mean(test["correct"])
+    assert np.asarray(result.curves["confusion"]).sum() == n
 
 
 def test_prosody_task_runs_end_to_end(tiny_setup):
@@ -80,4 +114,5 @@ def test_prosody_task_runs_end_to_end(tiny_setup):
         n = len(r["curves"]["classes"])
         assert np.asarray(r["curves"]["confusion"]).shape == (n, n)
     assert (out / "figures" / "prosody_confusion_tone.png").exists()
-    assert "ece_after" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "ece_after" in report

@@ -1,4 +1,4 @@
-"""The speaker-embedding task end to end on a tiny corpus, and its grid and parts."""
+"""The speaker-embedding task end to end on a tiny corpus, its grid, and its parts."""
 
 import json
 
@@ -7,8 +7,13 @@ import pytest
 import torch
 
 from bench.cli import main
+from bench.context import RunContext
 from bench.data import synthetic
-from bench.tasks import speaker
+from bench.models import logmel_features
+from bench.models.batching import sample_batch
+from bench.models.speaker_encoder import Encoder
+from bench.models.speech_metric import SCALE_CONFIGS
+from bench.store import Cell
 from bench.tasks.base import get_task
 
 TINY_CORPUS = synthetic.CorpusConfig(
@@ -24,15 +29,16 @@ TINY = {
     "embedding_dim": 8,
     "eval_every": 2,
 }
+UNTRAINED = {"loss": "-", "miner": "-"}
 
 
 @pytest.fixture
 def tiny_setup(tmp_path, monkeypatch):
     monkeypatch.setenv("SPEECHBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(synthetic.SCALES, "quick", TINY_CORPUS)
-    monkeypatch.setitem(speaker.SCALE_CONFIGS, "quick", TINY)
+    monkeypatch.setitem(SCALE_CONFIGS, "quick", TINY)
     monkeypatch.setattr(synthetic, "_SPLIT_CACHE", {})
-    monkeypatch.setattr(speaker, "_FEATURES", {})
+    monkeypatch.setattr(logmel_features, "_FEATURES", {})
     return tmp_path
 
 
@@ -43,7 +49,7 @@ def _records(out):
 def test_grid_has_every_loss_and_miner_and_keeps_the_baseline():
     task = get_task("speaker")
     rows = task.grid(scale="quick")
-    assert rows[0] == {"loss": "untrained", "miner": "-"}
+    assert rows[0] == UNTRAINED
     assert {r["miner"] for r in rows if r["loss"] == "triplet"} == {
         "all",
         "random",
@@ -51,7 +57,7 @@ def test_grid_has_every_loss_and_miner_and_keeps_the_baseline():
         "hardest",
     }
     assert {r["loss"] for r in rows} == {
-        "untrained",
+        "-",
         "contrastive",
         "ntxent",
         "triplet",
@@ -59,24 +65,21 @@ def test_grid_has_every_loss_and_miner_and_keeps_the_baseline():
         "proxy_anchor",
     }
     narrowed = task.grid({"loss": ["triplet"], "miner": ["hardest"]}, scale="quick")
-    assert narrowed == [
-        {"loss": "untrained", "miner": "-"},
-        {"loss": "triplet", "miner": "hardest"},
-    ]
+    assert narrowed == [UNTRAINED, {"loss": "triplet", "miner": "hardest"}]
     assert task.baseline_of(narrowed[1]) == narrowed[0]
     assert task.baseline_of(narrowed[0]) is None
 
 
 def test_pk_batches_hold_k_of_p_classes():
     labels = np.repeat(np.arange(5), 3)
-    idx = speaker.sample_batch(labels, 2, 4, np.random.default_rng(0))  # K > 3: replacement
+    idx = sample_batch(labels, 2, 4, np.random.default_rng(0))  # K > 3: replacement
     assert len(idx) == 8 and len(set(labels[idx])) == 2
     assert all((labels[idx] == c).sum() == 4 for c in set(labels[idx]))
 
 
 def test_encoder_pooling_ignores_padding():
     torch.manual_seed(0)
-    enc = speaker.Encoder(n_mels=4, channels=6, embedding_dim=3).eval()
+    enc = Encoder(n_mels=4, channels=6, embedding_dim=3).eval()
     x = torch.randn(1, 10, 4)
     padded = torch.cat([x, torch.full((1, 5, 4), 100.0)], dim=1)
     a = enc(x, torch.tensor([10]))
@@ -84,30 +87,40 @@ def test_encoder_pooling_ignores_padding():
     assert torch.allclose(a, b, atol=1e-6) and a.shape == (1, 3)
 
 
+@pytest.mark.parametrize(
+    "method",
+    [UNTRAINED, {"loss": "triplet", "miner": "random"}, {"loss": "proxy_nca", "miner": "-"}],
+)
+def test_cell_is_deterministic_and_its_metrics_come_from_its_items(
+    method, tiny_setup, check_task_cell
+):
+    check_task_cell("speaker", method, TINY, tiny_setup)
+
+
+def test_items_are_the_test_utterances_with_their_embeddings(tiny_setup):
+    task = get_task("speaker")
+    cell = Cell("speaker", {"loss": "ntxent", "miner": "-"}, 0, "quick", TINY)
+    result = task.run(cell, RunContext(device=torch.device("cpu"), quiet=True).for_cell(0))
+    test = result.items["test"]
+    n = len(test["item_id"])
+    assert n == len(set(test["item_id"])) and set(result.items) == {"test"}
+    assert set(test) >= {"label", "rank", "ap_at_r", "cluster", "embedding"}
+    assert result.metrics["recall_at_1"] == np.mean(test["rank"] == 1)
+    assert result.curves["step"] == [1, 2, 3]  # step 1, every 2 steps, the last
+    assert len(result.curves["test_pca"]) == n
+
+
 def test_speaker_task_runs_end_to_end(tiny_setup):
     out = tiny_setup / "run"
-    methods = "loss=triplet,miner=semihard,loss=proxy_anchor,loss=ntxent"
-    assert (
-        main(
-            [
-                "--suite",
-                "quick",
-                "--tasks",
-                "speaker",
-                "--methods",
-                methods,
-                "--quiet",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    methods = "loss=triplet,miner=semihard,loss=proxy_anchor"
+    args = ["--suite", "quick", "--tasks", "speaker", "--methods", methods, "--quiet"]
+    assert main([*args, "--out", str(out)]) == 0
     records = _records(out)
     assert {(r["method"]["loss"], r["method"]["miner"]) for r in records} == {
-        ("untrained", "-"),
+        ("-", "-"),
         ("triplet", "semihard"),
-    }  # the miner narrows the rows: proxy_anchor and ntxent have none
+        ("proxy_anchor", "-"),  # no miner: kept by miner=semihard
+    }
     for r in records:
         assert r["status"] == "ok", r.get("error")
         for m in ("recall_at_1", "map_at_r", "nmi", "eer"):
@@ -122,10 +135,7 @@ def test_speaker_task_runs_end_to_end(tiny_setup):
 
 def test_every_loss_row_trains_a_step(tiny_setup):
     task = get_task("speaker")
-    from bench.store import Cell
-    from bench.tasks.base import RunContext
-
-    ctx = RunContext(device=torch.device("cpu"), quiet=True)
+    ctx = RunContext(device=torch.device("cpu"), quiet=True).for_cell(0)
     cfg = {**task.config("quick"), "steps": 1}
     for row in task.grid(scale="quick"):
         cell = Cell(task="speaker", method=row, seed=0, scale="quick", config=cfg)
