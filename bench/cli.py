@@ -220,7 +220,11 @@ def cmd_run(args) -> int:
         sweep = load_sweep(args.sweep)
         cells = expand_sweep(sweep, data)
         suite = sweep.suite
-        invocation = {"sweep": str(args.sweep), "suite": suite, "description": sweep.description}
+        invocation: dict[str, object] = {
+            "sweep": str(args.sweep),
+            "suite": suite,
+            "description": sweep.description,
+        }
     else:
         cells = expand(args.suite, tasks, args.seeds, parse_methods(args.methods), data)
         suite = args.suite
@@ -257,7 +261,7 @@ def cmd_calibrate(args) -> int:
     from bench.tasks.base import get_task
 
     task = get_task("calibrate_logits")
-    cells = task.cells_for_file(
+    cells = task.cells_for_file(  # type: ignore[attr-defined]  # that task's own entry
         args.logits, args.seeds, args.valid_fraction, parse_methods(args.methods)
     )
     device = harness.pick_device(args.device)

@@ -39,6 +39,8 @@ def register(family: str, name: str) -> Callable[[T], T]:
         raise ValueError("register() needs a non-empty family and name")
 
     def decorator(cls: T) -> T:
+        if not isinstance(cls, type):
+            raise TypeError(f"register({family!r}, {name!r}) decorates a class, not {cls!r}")
         entries = _REGISTRY.setdefault(family, {})
         existing = entries.get(name)
         same = existing is not None and (
@@ -104,6 +106,16 @@ def get(family: str, name: str) -> type:
         raise UnknownNameError(
             f"unknown {family} {name!r}; known {family} names: {', '.join(known)}"
         ) from None
+
+
+def check(family: str, name: str) -> None:
+    """Raise UnknownNameError (listing the known names) unless ``family/name`` exists."""
+    get(family, name)
+
+
+def module_of(family: str, name: str) -> str:
+    """The module that defines ``family/name`` (for source hashes)."""
+    return get(family, name).__module__
 
 
 class ContextError(TypeError):

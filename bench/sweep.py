@@ -49,7 +49,7 @@ def parse_methods(spec: str | None) -> dict[str, list[str]]:
         family, name = family.strip(), name.strip()
         axis = _axis_values(family)
         if axis is None:
-            registry.get(family, name)  # unknown names fail here, listing known ones
+            registry.check(family, name)  # unknown names fail here, listing known ones
         elif name not in axis:
             raise ValueError(f"unknown {family} {name!r}; known {family} values: {', '.join(axis)}")
         selected.setdefault(family, []).append(name)

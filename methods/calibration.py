@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import numpy as np
 import torch
@@ -39,6 +39,8 @@ __all__ = [
 
 # Largest |dNLL/dparam| accepted as "converged" for the LBFGS fits (NLL is a mean per sample).
 GRAD_TOLERANCE = 1e-5
+
+T = TypeVar("T")
 
 
 class Calibrator:
@@ -147,10 +149,11 @@ class TemperatureScaling(Calibrator):
         self.temperature = math.exp(log_t.item())
 
     def _transform(self, logits: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(logits / self.temperature, dim=1)  # q = softmax(z / T)
+        temperature = _fitted(self.temperature, self)
+        return torch.softmax(logits / temperature, dim=1)  # q = softmax(z / T)
 
     def _params(self) -> dict[str, float]:
-        return {"temperature": float(self.temperature)}
+        return {"temperature": _fitted(self.temperature, self)}
 
 
 @register("calibrator", "vector")
@@ -187,12 +190,12 @@ class VectorScaling(Calibrator):
         self.bias = (b - b.mean()).detach().cpu()
 
     def _transform(self, logits: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(logits.device)
-        b = self.bias.to(logits.device)
+        w = _fitted(self.weight, self).to(logits.device)
+        b = _fitted(self.bias, self).to(logits.device)
         return torch.softmax(logits * w + b, dim=1)  # q = softmax(w * z + b)
 
     def _params(self) -> dict[str, float]:
-        w = self.weight
+        w = _fitted(self.weight, self)
         return {"w_mean": w.mean().item(), "w_min": w.min().item(), "w_max": w.max().item()}
 
 
@@ -243,7 +246,7 @@ class HistogramBinning(Calibrator):
 
     def _class_scores(self, probs: torch.Tensor) -> torch.Tensor:
         """theta of each score's bin, class by class, before renormalisation; (N, K)."""
-        theta = self.bin_values.to(probs.device)  # (K, n_bins)
+        theta = _fitted(self.bin_values, self).to(probs.device)  # (K, n_bins)
         bins = self._bin_index(probs)  # (N, K)
         return theta.gather(1, bins.T).T  # q_k = theta_{k, bin(p_k)}
 
@@ -283,7 +286,7 @@ class IsotonicCalibration(Calibrator):
         out = np.empty_like(p, dtype=np.float64)
         if len(p) == 0:  # sklearn rejects empty input
             return torch.from_numpy(out).to(probs.device)
-        for k, iso in enumerate(self.regressors):
+        for k, iso in enumerate(_fitted(self.regressors, self)):
             out[:, k] = iso.predict(p[:, k])  # q_k = f_k(p_k)
         return torch.from_numpy(out).to(probs.device)
 
@@ -292,6 +295,15 @@ class IsotonicCalibration(Calibrator):
 
 
 # ---- module helpers -------------------------------------------------------------------
+def _fitted(value: T | None, calibrator: Calibrator) -> T:
+    """A fitted attribute, set by ``fit()``: the hooks run only after it (the base checks)."""
+    if value is None:
+        raise RuntimeError(
+            f"{type(calibrator).__name__} is not fitted; call fit(valid_logits, valid_labels) first"
+        )
+    return value
+
+
 def _as_logits(logits: Any, where: str) -> torch.Tensor:
     """(N, K) float64 tensor on the input's device (CPU for numpy); validates values."""
     z = logits.detach() if isinstance(logits, torch.Tensor) else torch.as_tensor(logits)
@@ -361,7 +373,8 @@ def _minimise(
 
     opt.step(closure)
     loss = closure()  # fresh loss and gradient at the final parameters
-    grad_max = max(p.grad.abs().max().item() for p in params)
+    # a parameter without a gradient (None) has a zero one
+    grad_max = max(0.0 if p.grad is None else p.grad.abs().max().item() for p in params)
     if not (math.isfinite(loss.item()) and all(torch.isfinite(p).all() for p in params)):
         raise RuntimeError(f"{who}: the NLL fit diverged (loss {loss.item()})")
     converged = grad_max <= GRAD_TOLERANCE

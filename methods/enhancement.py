@@ -50,9 +50,14 @@ def stft_sizes(sample_rate: int, window_ms: float = 32.0, hop_ms: float = 8.0) -
 
 
 class Enhancer(nn.Module):
-    """Base class: subclasses implement ``_enhance((B, S)) -> (B, S)``."""
+    """Base class: subclasses implement ``_enhance((B, S)) -> (B, S)``.
 
-    trainable: ClassVar[bool] = False
+    Built with ``registry.build("enhancer", name, sample_rate=...)``: the task's audio
+    rate is the one context an enhancer takes. A learned enhancer is one with trainable
+    parameters; the task trains it with the row's ``enh_loss``."""
+
+    requires: ClassVar[tuple[str, ...]] = ("sample_rate",)
+    window: torch.Tensor  # Hann window of the STFT helpers, a buffer registered in __init__
 
     def __init__(self, sample_rate: int = 16000) -> None:
         super().__init__()
@@ -205,8 +210,6 @@ class MaskNet(Enhancer):
     which on a busy multi-core CPU spend most of their time waiting at thread barriers.
     """
 
-    trainable = True
-
     def __init__(
         self,
         sample_rate: int = 16000,
@@ -253,8 +256,6 @@ class ConvTasNetEnhancer(Enhancer):
     fixed and only the separator (the TCN mask generator) learns, as in the fixed-
     filterbank variants of Pariente et al. (ICASSP 2020).
     """
-
-    trainable = True
 
     def __init__(
         self,

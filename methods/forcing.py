@@ -112,7 +112,15 @@ def run_decoder(
 
 
 class ForcingStrategy(nn.Module):
-    """Base class: ε_i = 1 at every step (override ``teacher_prob`` and/or ``forward``)."""
+    """Base class: ε_i = 1 at every step (override ``teacher_prob`` and/or ``forward``).
+
+    Built with ``registry.build("forcing", name, **context)``; the task's context is the
+    run's ``total_steps``, the decoder's ``hidden_dim`` and the ``adversarial_weight`` of
+    an adversarial term, and each strategy declares in ``requires`` what it takes. A
+    strategy with trainable parts of its own (a discriminator) holds them as submodules:
+    the task gives ``strategy.parameters()`` their own optimiser."""
+
+    requires: tuple[str, ...] = ("total_steps",)
 
     def __init__(self, total_steps: int = 1000) -> None:
         super().__init__()
@@ -247,23 +255,26 @@ def generator_loss(logit_free: torch.Tensor) -> torch.Tensor:
 
 @register("forcing", "professor")
 class ProfessorForcing(ForcingStrategy):
-    """NLL (teacher-forced) + weight * C_f (+ C_t = -log(1 - D(teacher-forced)) if asked).
+    """NLL (teacher-forced) + adversarial_weight * C_f (+ C_t = -log(1 - D(teacher-forced))
+    if asked).
 
     The free-running run samples its own previous tokens for as many steps as the gold
     target has, so both behaviour sequences have the same length and padding.
     """
 
+    requires = ("total_steps", "hidden_dim", "adversarial_weight")
+
     def __init__(
         self,
         total_steps: int = 1000,
         hidden_dim: int = 128,
+        adversarial_weight: float = 1.0,
         disc_hidden: int = 64,
-        weight: float = 1.0,
         teacher_term: bool = False,
     ) -> None:
         super().__init__(total_steps)
         self.discriminator = Discriminator(hidden_dim, disc_hidden)
-        self.weight, self.teacher_term = weight, teacher_term
+        self.weight, self.teacher_term = adversarial_weight, teacher_term
 
     def forward(self, model, src, inputs, targets, step: int) -> ForcingOutput:
         memory, mask = model.encode(src)
@@ -289,14 +300,4 @@ class ProfessorForcing(ForcingStrategy):
         )
 
 
-def build(name: str, total_steps: int, hidden_dim: int, weight: float = 1.0) -> ForcingStrategy:
-    """The registered strategy ``name`` for a run of ``total_steps`` updates."""
-    from bench import registry
-
-    cls = registry.get("forcing", name)
-    if issubclass(cls, ProfessorForcing):
-        return cls(total_steps=total_steps, hidden_dim=hidden_dim, weight=weight)
-    return cls(total_steps=total_steps)
-
-
-__all__ = ["BOS", "ForcingOutput", "ForcingStrategy", "build", "run_decoder", "token_nll"]
+__all__ = ["BOS", "ForcingOutput", "ForcingStrategy", "run_decoder", "token_nll"]

@@ -19,7 +19,7 @@ H(p) = -Σ_v p_v log p_v, perplexity = Σ_g exp(H(p̄_g)).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -95,6 +95,10 @@ class Quantizer(nn.Module):
 
     registry_family: str
     registry_name: str
+    requires: ClassVar[tuple[str, ...]] = ("in_dim", "out_dim")  # from the model (registry)
+    # True: ``loss`` is a diversity loss, which a model weights by its alpha (wav2vec 2.0);
+    # False: a loss the method needs at weight 1 (VQ-VAE's codebook + commitment), or none
+    loss_is_diversity: ClassVar[bool] = False
 
     def __init__(self, in_dim: int, out_dim: int, groups: int, entries: int) -> None:
         super().__init__()
@@ -154,7 +158,11 @@ class GumbelQuantizer(Quantizer):
     loss == (GV - perplexity) / GV, transformers' ``Wav2Vec2ForPreTraining`` formula (without
     its multiplication by the number of masked steps).
     Init as fairseq / transformers: codebook U(0, 1), projection weight N(0, 1), bias 0.
+    ``tau_decay`` is context (``requires``): the model sets it for the length of its run.
     """
+
+    requires = ("in_dim", "out_dim", "tau_decay")
+    loss_is_diversity = True
 
     def __init__(
         self,
@@ -246,6 +254,12 @@ class VectorQuantizer(Quantizer):
     mode the rows are overwritten in place; an optimizer's moments for them are not reset.
     ``mask`` restricts only ``perplexity``; the loss and the codebook updates use all positions.
     """
+
+    # registered in __init__ (embed: a Parameter, or a buffer with ema=True)
+    embed: Tensor
+    usage: Tensor  # u_j
+    cluster_size: Tensor  # N_j, ema only
+    embed_sum: Tensor  # m_j, ema only
 
     def __init__(
         self,

@@ -7,11 +7,13 @@ Contract (DESIGN.md): ``forward(context (N, D), targets (N, D), negatives (N, K,
 - "negatives": distractors for each row, drawn by :func:`sample_negatives` and gathered
   from the targets; extra ``negative_mask`` (N, K) bool marks the valid ones.
 - "codebook": the quantiser's codebook as proxies; extras ``target_codes`` and ``proxies``.
-- "teacher": regression targets from an EMA teacher (:func:`data2vec_targets`,
-  :func:`ema_update`, :func:`ema_decay`); ``negatives`` is ignored and may be None.
+- "teacher": regression targets from an EMA teacher; ``negatives`` is ignored and may be
+  None. Such an objective owns its teacher (:class:`EMATeacher`, built from the ``student``
+  network the model passes as context): ``objective.teacher`` makes the targets and follows
+  the student by EMA; the model reads that attribute and builds no quantizer.
 
 The loss is a mean over rows; ``accuracy`` is the fraction of rows whose positive scores best
-(nan where that means nothing). The loss cores live in methods/losses.py.
+(nan where that means nothing). The loss cores live in methods/loss_cores.py.
 """
 
 from __future__ import annotations
@@ -23,14 +25,22 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 from bench.registry import register
-from methods.losses import check_tuple, proxy_nca, squared_distance, triplet_margin
+from methods.ema_teacher import EMATeacher, data2vec_targets, ema_decay, ema_update
+from methods.loss_cores import (
+    check_tuple,
+    cosine_logits,
+    info_nce_logits,
+    proxy_nca,
+    squared_distance,
+    triplet_margin,
+)
 
 __all__ = [
     "Contrastive",
     "Data2VecRegression",
+    "EMATeacher",
     "ObjectiveOutput",
     "ProxyNCA",
     "SSLObjective",
@@ -54,6 +64,14 @@ class SSLObjective(nn.Module):
     registry_family: str
     registry_name: str
     needs: ClassVar[str]  # "negatives" | "codebook" | "teacher": what the model must pass
+    requires: ClassVar[tuple[str, ...]] = ()  # context from the model (see registry.build)
+    # The objective's own EMA teacher, which makes its targets (None: the targets are the
+    # model's quantized features). A model reads this attribute; it never checks names.
+    teacher: EMATeacher | None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.teacher = None
 
 
 @register("objective", "contrastive")
@@ -83,11 +101,11 @@ class Contrastive(SSLObjective):
         negative_mask: torch.Tensor | None = None,
     ) -> ObjectiveOutput:
         check_tuple(context, targets, negatives, negative_mask)  # anchor = context
-        pos, neg = _cosine_logits(context, targets, negatives, self.kappa)  # sim/κ
+        pos, neg = cosine_logits(context, targets, negatives, self.kappa)  # sim/κ
         if negative_mask is not None:
             neg = neg.masked_fill(~negative_mask, float("-inf"))
         # eq. 3 as info_nce: log(e^pos + Σ e^neg) − pos; a row without negatives gives 0
-        loss = torch.logaddexp(pos, torch.logsumexp(neg, dim=1)) - pos
+        loss = info_nce_logits(pos, neg)
         with torch.no_grad():
             correct = _positive_wins(pos, neg, None)  # same logits, ordered as sim (κ > 0)
         return ObjectiveOutput(loss=_mean(loss), accuracy=_rate(correct))
@@ -195,12 +213,26 @@ class Data2VecRegression(SSLObjective):
     vision 2) defaults to 0.25. As in that recipe the per-step sum over D is scaled by 1/√D
     (``loss_scale: null``) and averaged over the masked steps. Targets are constants (the
     teacher's, :func:`data2vec_targets`); ``negatives`` is ignored. Accuracy is nan.
+
+    Built with a ``student`` (the model's context network; registry context, with the
+    teacher's ``top_k`` and EMA schedule ``tau0``, ``tau_end``, ``tau_steps``) it owns its
+    :class:`EMATeacher` as ``self.teacher``; without one it scores the targets it is given.
     """
 
     needs: ClassVar[str] = "teacher"
+    requires = ("student", "top_k", "tau0", "tau_end", "tau_steps")
     LOSSES: ClassVar[tuple[str, ...]] = ("l2", "smooth_l1")
 
-    def __init__(self, loss: str = "l2", beta: float = 0.25) -> None:
+    def __init__(
+        self,
+        loss: str = "l2",
+        beta: float = 0.25,
+        student: nn.Module | None = None,
+        top_k: int = 8,
+        tau0: float = 0.999,
+        tau_end: float = 0.9999,
+        tau_steps: int = 30000,
+    ) -> None:
         super().__init__()
         if loss not in self.LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(self.LOSSES)}")
@@ -208,6 +240,8 @@ class Data2VecRegression(SSLObjective):
             raise ValueError(f"beta must be > 0 for smooth_l1, got {beta}")
         self.loss = loss
         self.beta = float(beta)
+        if student is not None:
+            self.teacher = EMATeacher(student, top_k, tau0, tau_end, tau_steps)
 
     def forward(
         self,
@@ -228,69 +262,6 @@ class Data2VecRegression(SSLObjective):
         loss = per_dim.sum(dim=-1) / math.sqrt(context.shape[1])  # Σ_d ℓ / √D (fairseq scale)
         nan = torch.tensor(float("nan"), device=context.device)
         return ObjectiveOutput(loss=_mean(loss), accuracy=nan)
-
-
-# ---- data2vec teacher ---------------------------------------------------------------------
-def data2vec_targets(layer_outputs: list[torch.Tensor], top_k: int) -> torch.Tensor:
-    """Teacher targets y_t (B, T, D): the average of the top-K blocks, each instance-normalised.
-
-    data2vec §3.3 "Targets": y_t = (1/K) Σ_{l=L−K+1}^{L} â_t^l, with â^l the output of block l
-    normalised, for speech by instance normalisation over time per channel (no affine
-    parameters; paper K = 8 of 12 blocks). Computed in float32, as fairseq does. Padded frames
-    are not excluded from the time statistics (fairseq does not either).
-    """
-    if not layer_outputs:
-        raise ValueError("data2vec_targets needs at least one layer output")
-    if not 1 <= top_k <= len(layer_outputs):
-        raise ValueError(f"top_k must be in [1, {len(layer_outputs)}], got {top_k}")
-    shape = layer_outputs[0].shape
-    if len(shape) != 3 or any(layer.shape != shape for layer in layer_outputs):
-        raise ValueError("layer_outputs must all be (B, T, D) tensors of the same shape")
-    top = layer_outputs[-top_k:]
-    normed = [F.instance_norm(a.float().transpose(1, 2)).transpose(1, 2) for a in top]  # â^l
-    return torch.stack(normed).mean(dim=0)  # (1/K) Σ_l â^l
-
-
-def ema_decay(
-    step: int, tau0: float = 0.999, tau_end: float = 0.9999, tau_steps: int = 30000
-) -> float:
-    """EMA decay τ at update ``step``: linear from τ0 to τe over τn updates, then τe.
-
-    data2vec §3.2 "Teacher parameterization"; speech values τ0 = 0.999, τe = 0.9999,
-    τn = 30,000 (§4.2).
-    """
-    if step < 0 or tau_steps < 0:
-        raise ValueError(f"step and tau_steps must be >= 0, got {step} and {tau_steps}")
-    if step >= tau_steps:
-        return float(tau_end)
-    return tau0 + (tau_end - tau0) * step / tau_steps  # τ = τ0 + (τe − τ0) · step/τn
-
-
-@torch.no_grad()
-def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
-    """In place: Δ ← τ Δ + (1 − τ) θ for each floating-point parameter (data2vec §3.2).
-
-    Teacher and student must have the same parameter names and shapes. Buffers (e.g.
-    normalisation statistics) are copied from the student, not averaged; integer buffers too.
-    """
-    if not 0.0 <= decay <= 1.0:
-        raise ValueError(f"decay must be in [0, 1], got {decay}")
-    t_params, s_params = dict(teacher.named_parameters()), dict(student.named_parameters())
-    if t_params.keys() != s_params.keys():
-        missing = sorted(t_params.keys() ^ s_params.keys())
-        raise ValueError(f"teacher and student parameters differ: {', '.join(missing[:5])}")
-    for name, t in t_params.items():
-        s = s_params[name]
-        if t.shape != s.shape:
-            raise ValueError(f"shape mismatch for {name}: {tuple(t.shape)} vs {tuple(s.shape)}")
-        if t.is_floating_point():
-            t.lerp_(s.to(t.dtype), 1.0 - decay)  # Δ + (1 − τ)(θ − Δ) = τΔ + (1 − τ)θ
-        else:
-            t.copy_(s)
-    s_buffers = dict(student.named_buffers())
-    for name, t in teacher.named_buffers():
-        if name in s_buffers:
-            t.copy_(s_buffers[name])
 
 
 # ---- distractor sampling ------------------------------------------------------------------
@@ -333,58 +304,6 @@ def sample_negatives(
 
 
 # ---- helpers ------------------------------------------------------------------------------
-def _cosine_logits(
-    context: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor, kappa: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """sim/κ of each context row with its target (N,) and with its negatives (N, K).
-
-    sim(c, q) = c·q / (max(‖c‖, ε) max(‖q‖, ε)), ε = 1e-8, as ``F.cosine_similarity``; the
-    negatives go through :class:`_RowCosine`, which never broadcasts them against the context.
-    """
-    dtype = torch.promote_types(torch.promote_types(context.dtype, targets.dtype), negatives.dtype)
-    context, targets, negatives = context.to(dtype), targets.to(dtype), negatives.to(dtype)
-    c = context / torch.linalg.vector_norm(context, dim=-1, keepdim=True).clamp_min(_EPS)  # ĉ
-    pos = (c * targets).sum(dim=-1) / torch.linalg.vector_norm(targets, dim=-1).clamp_min(_EPS)
-    return pos / kappa, _RowCosine.apply(c, negatives) / kappa
-
-
-_EPS = 1e-8  # F.cosine_similarity's
-
-
-class _RowCosine(torch.autograd.Function):
-    """s_nk = ĉ_n·q̃_nk / max(‖q̃_nk‖, ε) for rows ĉ (N, D) and their negatives q̃ (N, K, D).
-
-    Written out because the (N, K, D) negatives dominate the cost: the forward only reads
-    them (a batched mat-vec and a norm) and the backward allocates one (N, K, D) gradient,
-    ∂s/∂q̃ = (ĉ − s q̃/‖q̃‖)/‖q̃‖, where autograd through ``F.cosine_similarity`` builds
-    several. About 2-5x faster on the CPU, forward and backward, at wav2vec 2.0 sizes.
-    """
-
-    @staticmethod
-    def forward(ctx, c: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
-        raw = torch.linalg.vector_norm(negatives, dim=-1)  # ‖q̃‖ (N, K)
-        dots = torch.bmm(c.unsqueeze(1), negatives.transpose(1, 2)).squeeze(1)  # ĉ·q̃
-        sim = dots / raw.clamp_min(_EPS)
-        ctx.save_for_backward(c, negatives, raw, sim)
-        return sim
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        c, negatives, raw, sim = ctx.saved_tensors
-        norm = raw.clamp_min(_EPS)
-        a = grad / norm  # ∂L/∂(ĉ·q̃)
-        grad_c = grad_negatives = None
-        if ctx.needs_input_grad[0]:
-            grad_c = torch.bmm(a.unsqueeze(1), negatives).squeeze(1)  # Σ_k a_nk q̃_nk
-        if ctx.needs_input_grad[1]:
-            grad_negatives = a.unsqueeze(-1) * c.unsqueeze(1)  # a ĉ
-            # − a s q̃/‖q̃‖, where the norm is not clamped (the clamp has no gradient)
-            coef = torch.where(raw > _EPS, a * sim / norm, torch.zeros_like(a))
-            grad_negatives.addcmul_(negatives, coef.unsqueeze(-1), value=-1)
-        return grad_c, grad_negatives
-
-
 def _positive_wins(
     score_pos: torch.Tensor, score_neg: torch.Tensor, negative_mask: torch.Tensor | None
 ) -> torch.Tensor:

@@ -181,7 +181,11 @@ def test_calibrate_with_split_array_uses_one_seed(tmp_path):
         )
         == 0
     )
-    assert [r["seed"] for r in read_records(out)] == [0]
+    records = read_records(out)  # temperature and its baseline (none), one seed each
+    assert sorted((r["method"]["calibrator"], r["seed"]) for r in records) == [
+        ("none", 0),
+        ("temperature", 0),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ def _cells():
     """Two tiny calibration cells (two seeds: no shared artifacts between them)."""
     registry.load_all()
     task = get_task("calibration")
-    cells = task.cells("quick", [0, 1], {"classifier": ["mlp"], "calibrator": ["temperature"]})
+    cells = task.cells("quick", [0, 1], {"classifier": ["mlp"], "calibrator": ["none"]})
     return [replace(c, config={**c.config, "epochs": 2, "eval_every": 1}) for c in cells]
 
 

@@ -28,6 +28,24 @@ def _batch(seed: int = 0):
     return src, inputs, tgt
 
 
+def build(name: str, **context) -> forcing.ForcingStrategy:
+    """``name`` built as the g2p task builds it: the family's whole context."""
+    context = {"total_steps": 10, "hidden_dim": 16, "adversarial_weight": 1.0, **context}
+    return registry.build("forcing", name, **context)
+
+
+def test_strategies_take_what_they_declare_from_the_context():
+    assert list(build("teacher").parameters()) == []
+    assert build("scheduled_exponential").teacher_prob(10) == pytest.approx(0.25)
+    professor = build("professor", adversarial_weight=0.1)
+    assert professor.weight == 0.1 and professor.total_steps == 10
+    # its discriminator is its parameters (the task gives them their own optimiser)
+    assert list(professor.parameters()) == list(professor.discriminator.parameters()) != []
+    assert professor.discriminator.rnn.input_size == 16  # the decoder's hidden size
+    with pytest.raises(registry.ContextError, match="unknown context"):
+        registry.build("forcing", "teacher", total_steps=10, hidden=16)
+
+
 def test_every_strategy_is_registered():
     assert set(registry.names("forcing")) >= {
         "teacher",
@@ -79,8 +97,8 @@ def test_default_constants_reach_the_end_value_at_the_last_step():
 def test_scheduled_sampling_with_eps_one_is_teacher_forcing(arch, name):
     model = _model(arch)
     src, inputs, tgt = _batch()
-    teacher = forcing.build("teacher", 10, 16)(model, src, inputs, tgt, 0)
-    ss = forcing.build(name, 10, 16)
+    teacher = build("teacher")(model, src, inputs, tgt, 0)
+    ss = build(name)
     ss.teacher_prob = lambda step: 1.0  # ε = 1
     out = ss(model, src, inputs, tgt, 0)
     assert out.teacher_prob == 1.0
@@ -151,7 +169,7 @@ def test_professor_forcing_changes_the_generator_gradient_only_through_its_term(
     for weight in (0.0, 1.0):
         model = _model("gru").train()
         torch.manual_seed(1)
-        strategy = forcing.ProfessorForcing(total_steps=10, hidden_dim=16, weight=weight)
+        strategy = build("professor", adversarial_weight=weight)
         out = strategy(model, src, inputs, tgt, 0)
         assert out.discriminator_loss is not None and out.discriminator_loss.requires_grad
         out.loss.backward()

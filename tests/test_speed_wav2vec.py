@@ -75,7 +75,7 @@ def test_ssl_models_have_the_same_dimensions():
 
 def test_contrastive_fast_path_has_info_nce_gradients():
     """The written-out cosine backward (made faster for these cases) matches autograd's."""
-    from methods.losses import info_nce
+    from methods.loss_cores import info_nce
     from methods.ssl_objectives import Contrastive
 
     g = torch.Generator().manual_seed(0)

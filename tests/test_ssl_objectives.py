@@ -14,7 +14,7 @@ from torch import nn
 
 import methods.ssl_objectives as so
 from bench import registry
-from methods.losses import info_nce, proxy_nca
+from methods.loss_cores import info_nce, proxy_nca
 
 
 def _objective_classes() -> dict[str, type]:

@@ -15,7 +15,7 @@ LAYOUT = """\
   sample_rate (default 16000), clean_path; other columns go to Utterance.extra.
   Defaults: id = file stem, speaker 'unknown', split 'test', language 'en'"""
 
-COLUMNS = ("path", "id", "speaker", "split", "transcript", "language", "phonemes")
+COLUMNS: tuple[str, ...] = ("path", "id", "speaker", "split", "transcript", "language", "phonemes")
 COLUMNS += ("sample_rate", "clean_path")
 
 

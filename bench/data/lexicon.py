@@ -95,6 +95,7 @@ def english_sentence(rng: np.random.Generator, rare_probability: float = 0.15) -
     template = TEMPLATES[rng.integers(len(TEMPLATES))]
     words = []
     for slot in template.split():
+        pool: tuple[str, ...] | list[str]
         if slot == "N" and rng.random() < rare_probability:
             pool = rare_words()
         else:

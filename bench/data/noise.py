@@ -278,14 +278,14 @@ def active_level(
     if a.size > n_full * flen:
         sums.append(float(np.square(a[n_full * flen :]).sum()))
         counts.append(a.size - n_full * flen)
-    sums, counts = np.asarray(sums), np.asarray(counts, dtype=np.float64)
-    energy = sums / counts
+    frame_sums, frame_counts = np.asarray(sums), np.asarray(counts, dtype=np.float64)
+    energy = frame_sums / frame_counts
     keep = energy > 10.0 ** (floor_db / 10.0)
     if not keep.any():
         return 0.0
     order = np.argsort(-energy[keep], kind="stable")
     e_sorted = energy[keep][order]
-    level = np.cumsum(sums[keep][order]) / np.cumsum(counts[keep][order])
+    level = np.cumsum(frame_sums[keep][order]) / np.cumsum(frame_counts[keep][order])
     ok = np.flatnonzero(level <= e_sorted * 10.0 ** (margin_db / 10.0))
     return float(level[ok[-1]])  # ok[0] == 0 always holds (A == e for the loudest frame)
 

@@ -90,25 +90,30 @@ def _audio_files(speaker_dir: Path) -> dict[str, Path]:
 def _utterance(speaker_dir: Path, utt: str, wav: Path, split: str) -> Utterance:
     """One TIMIT utterance from its audio and .PHN/.TXT (and optional .WRD) files."""
     files = {f.name.lower(): f for f in speaker_dir.iterdir()}
-    label = {}
+    label: dict[str, Path | None] = {}
     for ext in ("phn", "txt", "wrd"):
         label[ext] = files.get(f"{utt.lower()}.{ext}")
         if label[ext] is None and ext != "wrd":
             missing = speaker_dir / f"{utt}.{ext.upper()}"
             raise _err(FileNotFoundError, f"{missing} (label file of {wav}) is missing")
+    phn, txt = label["phn"], label["txt"]
+    assert phn is not None and txt is not None  # checked above
     alignment = []
-    for start, end, phone, where in _segments(label["phn"]):
+    for start, end, phone, where in _segments(phn):
         if phone.lower() not in TIMIT_61_TO_39:
             raise _err(ValueError, f"{where}: {phone!r} is not one of the 61 TIMIT phones")
         folded = TIMIT_61_TO_39[phone.lower()]
         if folded is not None:
             alignment.append(PhoneSegment(folded, start, end))
-    text = label["txt"].read_text(encoding="utf-8", errors="replace").strip()
+    text = txt.read_text(encoding="utf-8", errors="replace").strip()
     parts = text.split(maxsplit=2)
     if len(parts) < 3 or not (parts[0].isdigit() and parts[1].isdigit()):
         raise _err(ValueError, f"{label['txt']}: cannot parse {text[:80]!r}")
     speaker = speaker_dir.name.upper()
-    extra = {"dialect_region": speaker_dir.parent.name.upper(), "sex": speaker[:1]}
+    extra: dict[str, object] = {
+        "dialect_region": speaker_dir.parent.name.upper(),
+        "sex": speaker[:1],
+    }
     if label["wrd"] is not None:
         extra["words"] = tuple((w, s, e) for s, e, w, _ in _segments(label["wrd"]))
     return Utterance(

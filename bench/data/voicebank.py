@@ -58,8 +58,8 @@ def _pairs(root: Path, noisy_dir: Path, split: str, rate: int) -> list[Utterance
         if len(candidates) != 1:
             raise _err(FileNotFoundError, f"clean folder {clean_dir} (for {noisy_dir}) is missing")
         clean_dir = candidates[0]
-    txt_dir = root / f"{stem.removesuffix('_wav')}_txt"
-    if not txt_dir.is_dir():
+    txt_dir: Path | None = root / f"{stem.removesuffix('_wav')}_txt"
+    if txt_dir is not None and not txt_dir.is_dir():
         candidates = _matching_dirs(root, f"{split}*txt")
         txt_dir = candidates[0] if len(candidates) == 1 else None
     noisy = sorted(f for f in noisy_dir.iterdir() if f.suffix.lower() == ".wav")

@@ -89,7 +89,7 @@ METRICS: dict[str, MetricSpec] = {
     "pesq_failures": MetricSpec(
         False, "", 1, 0.0, "test utterances on which PESQ failed (left out)", ranked=False
     ),
-    # grapheme-to-phoneme (bench.tasks.g2p): PER against the closest reference pronunciation,
+    # grapheme-to-phoneme (bench.metrics.g2p): PER against the closest reference pronunciation,
     # WER = share of words matching none of their reference pronunciations
     "test_per_greedy": MetricSpec(False, "%", 100, 0.5, "G2P test PER, greedy decoding"),
     "test_wer_greedy": MetricSpec(False, "%", 100, 1.0, "G2P test word error, greedy decoding"),

@@ -12,8 +12,10 @@ transform pipeline, which costs more than the alignment itself on a large test s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 
@@ -35,13 +37,8 @@ def token_error_rate(references: list[list[str]], hypotheses: list[list[str]]) -
         if not ref:
             continue
         n += len(ref)
-        for tag, _, _ in Levenshtein.editops(ref, hyp).as_list():
-            if tag == "replace":
-                subs += 1
-            elif tag == "delete":
-                dels += 1
-            else:
-                ins += 1
+        s, d, i = edit_counts(ref, hyp)
+        subs, dels, ins = subs + s, dels + d, ins + i
     if n == 0:
         raise ValueError("every reference is empty: nothing to score")
     return ErrorRate(
@@ -51,3 +48,45 @@ def token_error_rate(references: list[list[str]], hypotheses: list[list[str]]) -
         insertions=ins,
         reference_tokens=n,
     )
+
+
+def edit_counts(reference: Sequence[str], hypothesis: Sequence[str]) -> tuple[int, int, int]:
+    """(substitutions, deletions, insertions) of one utterance's alignment."""
+    subs = dels = ins = 0
+    for tag, _, _ in Levenshtein.editops(reference, hypothesis).as_list():
+        if tag == "replace":
+            subs += 1
+        elif tag == "delete":
+            dels += 1
+        else:
+            ins += 1
+    return subs, dels, ins
+
+
+def rate_from_counts(edits: np.ndarray, reference_tokens: np.ndarray) -> float:
+    """The corpus-level rate from per-utterance counts, as ``token_error_rate`` gives it:
+    Σ edits / Σ reference tokens over the utterances whose reference is not empty."""
+    kept = np.asarray(reference_tokens) > 0
+    n = int(np.asarray(reference_tokens)[kept].sum())
+    if n == 0:
+        raise ValueError("every reference is empty: nothing to score")
+    return int(np.asarray(edits)[kept].sum()) / n
+
+
+def word_char_edits(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per utterance of normalised text: word substitutions, deletions, insertions and
+    edits, character edits (word separators left out, as for CER), and reference lengths;
+    ``rate_from_counts`` of a column and its length gives the corpus WER or CER."""
+    pairs = list(zip(references, hypotheses, strict=True))
+    words = np.array([edit_counts(r.split(), h.split()) for r, h in pairs], dtype=np.int64)
+    words = words.reshape(-1, 3)
+    chars = [edit_counts(list(r.replace(" ", "")), list(h.replace(" ", ""))) for r, h in pairs]
+    return {
+        "word_sub": words[:, 0],
+        "word_del": words[:, 1],
+        "word_ins": words[:, 2],
+        "word_edits": words.sum(1),
+        "word_len": np.array([len(r.split()) for r, _ in pairs], dtype=np.int64),
+        "char_edits": np.array([sum(c) for c in chars], dtype=np.int64),
+        "char_len": np.array([len(r.replace(" ", "")) for r, _ in pairs], dtype=np.int64),
+    }

@@ -83,26 +83,39 @@ class UtteranceScore:
         return getattr(self, name)
 
 
-def score_utterance(clean: np.ndarray, estimate: np.ndarray, sample_rate: int) -> UtteranceScore:
-    """All metrics of one (clean, estimate) pair; PESQ errors become None plus a message."""
+def stoi_score(clean: np.ndarray, estimate: np.ndarray, sample_rate: int, extended: bool) -> float:
+    """pystoi's STOI (ESTOI if ``extended``) with its dithering made deterministic: ESTOI
+    adds machine-epsilon noise drawn from numpy's global generator, so its last digits
+    would depend on what drew from that stream before (the cell, the pool's history).
+    It runs on a fixed draw here; the global stream is left as it was."""
     from pystoi import stoi
 
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        return float(stoi(clean, estimate, sample_rate, extended=extended))
+    finally:
+        np.random.set_state(state)
+
+
+def score_utterance(clean: np.ndarray, estimate: np.ndarray, sample_rate: int) -> UtteranceScore:
+    """All metrics of one (clean, estimate) pair; PESQ errors become None plus a message."""
     clean = np.asarray(clean, dtype=np.float64)
     estimate = np.asarray(estimate, dtype=np.float64)
     if clean.shape != estimate.shape:
         raise ValueError(f"clean {clean.shape} and estimate {estimate.shape} differ in length")
-    pesqs, errors = {}, []
+    pesqs: dict[str, float | None] = {}
+    errors: list[str] = []
     for mode in ("wb", "nb"):
         try:
             pesqs[mode] = pesq_score(clean, estimate, sample_rate, mode)
         except Exception as exc:  # noqa: BLE001 (pesq raises its own and C-level errors)
             pesqs[mode] = None
             errors.append(f"pesq_{mode}: {type(exc).__name__}: {exc}")
-    intelligibility = {"stoi": None, "estoi": None}
+    intelligibility: dict[str, float | None] = {"stoi": None, "estoi": None}
     if np.any(clean):  # STOI of a silent reference is undefined (pystoi returns noise)
         for name in intelligibility:
-            value = stoi(clean, estimate, sample_rate, extended=name == "estoi")
-            intelligibility[name] = float(value)
+            intelligibility[name] = stoi_score(clean, estimate, sample_rate, name == "estoi")
     else:
         errors.append("stoi: the clean reference is silent")
     return UtteranceScore(
@@ -257,12 +270,43 @@ def summarize(
         if len(noisy) != len(scores):
             raise ValueError(f"{len(scores)} scores but {len(noisy)} noisy-input scores")
         for name in SCORE_NAMES:
-            diffs = [
-                a.get(name) - b.get(name)
-                for a, b in zip(scores, noisy, strict=True)
-                if a.get(name) is not None and b.get(name) is not None
-            ]
+            pairs = [(a.get(name), b.get(name)) for a, b in zip(scores, noisy, strict=True)]
+            diffs: list[float | None] = [x - y for x, y in pairs if x is not None and y is not None]
             metrics[f"{name}_gain"] = _mean(diffs)
     failed = [(i, "; ".join(s.errors)) for i, s in enumerate(scores) if s.pesq_failed]
     metrics["pesq_failures"] = float(len(failed))
     return EnhancementSummary(metrics, failed)
+
+
+def enhancement_items(
+    ids: Sequence[str], scores: Sequence[UtteranceScore], noisy: Sequence[UtteranceScore]
+) -> dict[str, np.ndarray]:
+    """Per-utterance item columns: each score, the noisy input's (``noisy_<name>``, for the
+    gains), NaN where a score is undefined (failed PESQ, silent reference), and
+    ``pesq_failed`` (1 where PESQ-WB or -NB failed)."""
+    if not len(ids) == len(scores) == len(noisy):
+        raise ValueError(f"{len(ids)} ids, {len(scores)} scores, {len(noisy)} noisy scores")
+
+    def column(rows: Sequence[UtteranceScore], name: str) -> np.ndarray:
+        return np.array([np.nan if s.get(name) is None else s.get(name) for s in rows], np.float64)
+
+    items = {"item_id": np.asarray(ids, dtype=str)}
+    for name in SCORE_NAMES:
+        items[name], items[f"noisy_{name}"] = column(scores, name), column(noisy, name)
+    items["pesq_failed"] = np.array([s.pesq_failed for s in scores], dtype=np.int8)
+    return items
+
+
+def metrics_from_items(items: dict[str, np.ndarray]) -> dict[str, float]:
+    """``summarize`` from the item columns of ``enhancement_items``: means over the
+    utterances that have a score, mean gains where both scores exist, PESQ failures."""
+
+    def mean(values: np.ndarray) -> float:
+        kept = values[~np.isnan(values)]
+        return float(np.mean(kept)) if len(kept) else float("nan")
+
+    metrics = {name: mean(items[name]) for name in SCORE_NAMES}
+    for name in SCORE_NAMES:
+        metrics[f"{name}_gain"] = mean(items[name] - items[f"noisy_{name}"])
+    metrics["pesq_failures"] = float(np.sum(items["pesq_failed"]))
+    return metrics

@@ -34,6 +34,9 @@ class ProbeConfig:
 class CTCProbe(nn.Module):
     """Standardised features -> [one BiGRU layer] -> linear -> tokens + blank."""
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(
         self, dim: int, vocab: list[str], mean: torch.Tensor, std: torch.Tensor, config: ProbeConfig
     ) -> None:

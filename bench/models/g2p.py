@@ -19,8 +19,10 @@ Token ids: 0 pad, 1 begin-of-sequence, 2 end-of-sequence, then the symbols.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -282,3 +284,72 @@ def beam_decode(model: Seq2Seq, src: torch.Tensor, width: int, max_len: int) -> 
     if best is None:  # ran out of length: the best live hypothesis
         return seqs[int(scores.argmax())]
     return best[1]
+
+
+def pad_batch(rows: list[list[int]]) -> torch.Tensor:
+    """Id sequences right-padded with PAD into one (B, max length) tensor."""
+    out = torch.zeros(len(rows), max(len(r) for r in rows), dtype=torch.long)
+    for k, r in enumerate(rows):
+        out[k, : len(r)] = torch.tensor(r)
+    return out
+
+
+class PairBatches:
+    """Training batches of (word, pronunciation) pairs, every pronunciation of a word a
+    pair: shuffled by ``rng``, with a new permutation whenever the rest of the current
+    one is shorter than a batch."""
+
+    def __init__(
+        self,
+        words: Sequence[tuple[str, Sequence[Sequence[str]]]],
+        graphemes: Vocab,
+        phonemes: Vocab,
+        batch_size: int,
+        rng: np.random.Generator,
+    ) -> None:
+        self.pairs = [
+            (graphemes.encode(w), phonemes.encode(p, eos=True)) for w, prons in words for p in prons
+        ]
+        self.batch_size, self.rng = batch_size, rng
+        self.order, self.cursor = rng.permutation(len(self.pairs)), 0
+
+    def next(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(graphemes, decoder inputs ``<s>`` + phonemes, targets phonemes + ``</s>``)."""
+        if self.cursor + self.batch_size > len(self.order):
+            self.order, self.cursor = self.rng.permutation(len(self.pairs)), 0
+        batch = [self.pairs[i] for i in self.order[self.cursor : self.cursor + self.batch_size]]
+        self.cursor += self.batch_size
+        src = pad_batch([s for s, _ in batch]).to(device)
+        tgt = pad_batch([t for _, t in batch]).to(device)
+        inputs = torch.cat([torch.full_like(tgt[:, :1], BOS), tgt[:, :-1]], 1)
+        inputs = inputs.masked_fill(inputs.eq(EOS) & tgt.eq(PAD), PAD)  # no </s> after the end
+        return src, inputs, tgt
+
+
+def max_output_len(word: str) -> int:
+    """The decoding length limit for ``word``: twice its letters plus 5, at most 60."""
+    return min(2 * len(word) + 5, 60)
+
+
+def decode_words(
+    model: Seq2Seq,
+    words: list[str],
+    graphemes: Vocab,
+    phonemes: Vocab,
+    device: torch.device,
+    beam: int = 0,
+) -> list[list[str]]:
+    """Phoneme outputs of ``words``: greedy (``beam`` 0, 256 words a batch) or beam search."""
+    model.eval()
+    out: list[list[str]] = []
+    if beam:
+        for w in words:
+            src = torch.tensor([graphemes.encode(w)], device=device)
+            out.append(phonemes.decode(beam_decode(model, src, beam, max_output_len(w))))
+        return out
+    for start in range(0, len(words), 256):
+        chunk = words[start : start + 256]
+        src = pad_batch([graphemes.encode(w) for w in chunk]).to(device)
+        ids = greedy_decode(model, src, max(max_output_len(w) for w in chunk))
+        out += [phonemes.decode(row) for row in ids]
+    return out

@@ -6,13 +6,17 @@ positional embedding, and a quantization module Z -> Q (Baevski et al. 2020, §2
 The objective compares the context at masked steps with the quantized targets; the
 data2vec variant (Baevski et al. 2022) regresses onto an EMA teacher's averaged top-K
 layers instead. Quantizers live in methods/quantizers.py, objectives in
-methods/ssl_objectives.py; this file only wires them together.
+methods/ssl_objectives.py; this file only wires them together: both are built with
+``registry.build`` from the context the network knows (dimensions, schedules, its context
+network as the ``student`` a teacher copies). An objective that owns a teacher
+(``objective.teacher``) makes its own targets, so the network then has no quantizer.
 """
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +24,8 @@ from torch import nn
 
 from bench import registry
 from bench.models.masking import compute_mask
+from methods.ema_teacher import EMATeacher
+from methods.ssl_objectives import sample_negatives
 
 
 @dataclass
@@ -49,6 +55,7 @@ class Wav2VecConfig:
     mask_length: int = 10  # M
     num_negatives: int = 100  # K distractors
     diversity_weight: float = 0.1  # alpha
+    tau_decay: float = 0.999995  # Gumbel temperature decay per update (paper, for 400k updates)
     feature_grad_mult: float = 0.1  # scales the feature encoder's gradient (fairseq's default)
     data2vec_top_k: int = 8  # teacher layers averaged into data2vec targets
     # EMA decay of the data2vec teacher: linear from tau0 to tau_end over tau_steps updates
@@ -117,7 +124,7 @@ class FeatureEncoder(nn.Module):
         for i, (kernel, stride) in enumerate(config.conv_layers):
             conv = nn.Conv1d(in_ch, config.conv_channels, kernel, stride, bias=False)
             nn.init.kaiming_normal_(conv.weight)  # as fairseq: keeps activations at scale
-            block = [conv]
+            block: list[nn.Module] = [conv]
             if i == 0:
                 block.append(nn.GroupNorm(config.conv_channels, config.conv_channels))
             block.append(nn.GELU())
@@ -130,7 +137,7 @@ class FeatureEncoder(nn.Module):
 
     def frames(self, num_samples: int) -> int:
         for layer in self.layers:
-            conv = layer[0]
+            conv = cast(nn.Conv1d, cast(nn.Sequential, layer)[0])
             num_samples = (num_samples - conv.kernel_size[0]) // conv.stride[0] + 1
         return num_samples
 
@@ -188,12 +195,14 @@ class PretrainOutput:
 
 
 class Wav2Vec(nn.Module):
-    """Encoder + context network + pluggable quantizer and objective."""
+    """Encoder + context network + pluggable quantizer and objective.
+
+    ``quantizer`` None: no quantizer, for an objective that owns a teacher (data2vec)."""
 
     def __init__(
         self,
         config: Wav2VecConfig,
-        quantizer: str = "gumbel",
+        quantizer: str | None = "gumbel",
         objective: str = "contrastive",
         quantizer_kwargs: dict | None = None,
         objective_kwargs: dict | None = None,
@@ -205,24 +214,39 @@ class Wav2Vec(nn.Module):
         self.projection = nn.Linear(config.conv_channels, config.dim)
         self.mask_embedding = nn.Parameter(torch.empty(config.dim).uniform_())
         self.context = ContextNetwork(config)
-        objective_cls = registry.get("objective", objective)
-        self.objective = objective_cls(**(objective_kwargs or {}))
-        self.needs = getattr(objective_cls, "needs", "negatives")
-        if self.needs == "teacher":
-            self.quantizer = None
-            self.head = nn.Linear(config.dim, config.dim)  # data2vec's regression head
-            self.teacher = copy.deepcopy(self.context).requires_grad_(False)
-        else:
-            self.quantizer = registry.get("quantizer", quantizer)(
-                config.conv_channels, config.code_dim, **(quantizer_kwargs or {})
+        self.objective = registry.build(
+            "objective",
+            objective,
+            objective_kwargs,
+            student=self.context,
+            top_k=config.data2vec_top_k,
+            tau0=config.ema_tau0,
+            tau_end=config.ema_tau_end,
+            tau_steps=config.ema_tau_steps,
+        )
+        if quantizer is not None and self.teacher is not None:
+            raise ValueError(f"objective {objective!r} has its own teacher: it takes no quantizer")
+        if quantizer is None and self.teacher is None:
+            raise ValueError(f"objective {objective!r} needs a quantizer to make its targets")
+        self.quantizer = None
+        if quantizer is not None:
+            self.quantizer = registry.build(
+                "quantizer",
+                quantizer,
+                quantizer_kwargs,
+                in_dim=config.conv_channels,
+                out_dim=config.code_dim,
+                tau_decay=config.tau_decay,
             )
             self.project_q = nn.Linear(config.code_dim, config.code_dim)
-            self.head = nn.Linear(config.dim, config.code_dim)  # final_proj of the paper
-            self.teacher = None
-        self.method = {
-            "quantizer": quantizer if self.quantizer is not None else "none",
-            "objective": objective,
-        }
+        target_dim = config.dim if self.quantizer is None else config.code_dim
+        self.head = nn.Linear(config.dim, target_dim)  # final_proj; data2vec's regression head
+        self.method = {"quantizer": quantizer, "objective": objective}
+
+    @property
+    def teacher(self) -> EMATeacher | None:
+        """The objective's own teacher, which makes the targets (None: the quantizer does)."""
+        return self.objective.teacher
 
     def features(self, wav: torch.Tensor) -> torch.Tensor:
         """Z after layer norm: (B, T, conv_channels)."""
@@ -253,70 +277,44 @@ class Wav2Vec(nn.Module):
         x_masked = torch.where(mask.unsqueeze(-1), self.mask_embedding.to(x.dtype), x)
         c = self.context(x_masked)
         prediction = self.head(c[mask])  # (N, D) context at masked steps
-        if self.needs == "teacher":
-            return self._data2vec(x, mask, prediction)
-        quantized = self.quantizer(z, mask=mask)
+        if self.teacher is not None:
+            out = self.objective(prediction, self.teacher(x)[mask], None)
+            zero = torch.zeros((), device=x.device)
+            return PretrainOutput(
+                loss=out.loss,
+                objective_loss=out.loss.detach(),
+                aux_loss=zero,
+                accuracy=out.accuracy.detach(),
+                perplexity=zero,
+                codes=None,
+            )
+        quantizer = self.quantizer
+        assert quantizer is not None, "a network without a teacher has a quantizer"
+        quantized = quantizer(z, mask=mask)
         targets_all = self.project_q(quantized.q).reshape(b * t, -1)
         flat_mask = mask.reshape(-1)
         targets = targets_all[flat_mask]
-        extra = {}
-        negatives = None
-        if self.needs == "negatives":
-            from methods.ssl_objectives import sample_negatives
-
-            idx, valid = sample_negatives(mask, cfg.num_negatives, generator)
-            idx = idx.to(targets_all.device)
-            # index_select of rows: faster, forward and backward, than targets_all[idx]
-            negatives = targets_all.index_select(0, idx.reshape(-1)).view(*idx.shape, -1)
-            extra["negative_mask"] = valid.to(targets_all.device)
-        elif self.needs == "codebook":
-            extra["target_codes"] = quantized.codes.reshape(b * t, -1)[flat_mask]
-            extra["proxies"] = self.quantizer.codebook
+        codes = quantized.codes.reshape(b * t, -1)[flat_mask]
+        inputs = OBJECTIVE_INPUTS[self.objective.needs]
+        negatives, extra = inputs(self, mask, targets_all, codes, generator)
         out = self.objective(prediction, targets, negatives, **extra)
         aux = quantized.loss
-        weight = cfg.diversity_weight if self.method["quantizer"] == "gumbel" else 1.0
+        weight = cfg.diversity_weight if quantizer.loss_is_diversity else 1.0
         return PretrainOutput(
             loss=out.loss + weight * aux,
             objective_loss=out.loss.detach(),
             aux_loss=aux.detach(),
             accuracy=out.accuracy.detach(),
             perplexity=quantized.perplexity.detach(),
-            codes=quantized.codes.reshape(b * t, -1)[flat_mask].detach(),
+            codes=codes.detach(),
         )
-
-    def _data2vec(self, x: torch.Tensor, mask: torch.Tensor, prediction: torch.Tensor):
-        from methods.ssl_objectives import data2vec_targets
-
-        with torch.no_grad():
-            self.teacher.eval()
-            _, layers = self.teacher(x.detach(), return_layers=True)
-            targets = data2vec_targets(layers, self.config.data2vec_top_k)[mask]
-        out = self.objective(prediction, targets, None)
-        zero = torch.zeros((), device=x.device)
-        return PretrainOutput(
-            loss=out.loss,
-            objective_loss=out.loss.detach(),
-            aux_loss=zero,
-            accuracy=out.accuracy.detach(),
-            perplexity=zero,
-            codes=None,
-        )
-
-    @torch.no_grad()
-    def update_teacher(self, step: int) -> float | None:
-        """EMA step of the data2vec teacher (a no-op for quantized objectives)."""
-        if self.teacher is None:
-            return None
-        from methods.ssl_objectives import ema_decay, ema_update
-
-        cfg = self.config
-        decay = ema_decay(step, cfg.ema_tau0, cfg.ema_tau_end, cfg.ema_tau_steps)
-        ema_update(self.teacher, self.context, decay)
-        return decay
 
     def anneal(self, step: int) -> None:
+        """Advance what follows the update count: the Gumbel temperature, the EMA teacher."""
         if self.quantizer is not None:
             self.quantizer.anneal(step)
+        if self.teacher is not None:
+            self.teacher.update(self.context, step)
 
     def describe(self) -> dict:
         return {
@@ -324,3 +322,41 @@ class Wav2Vec(nn.Module):
             **asdict(self.config),
             "parameters": sum(p.numel() for p in self.parameters() if p.requires_grad),
         }
+
+
+Inputs = tuple[torch.Tensor | None, dict[str, torch.Tensor]]
+
+
+def _negatives(
+    model: Wav2Vec,
+    mask: torch.Tensor,
+    targets_all: torch.Tensor,
+    codes: torch.Tensor,
+    generator: torch.Generator | None,
+) -> Inputs:
+    """K distractors per masked step from the other masked steps of its utterance."""
+    idx, valid = sample_negatives(mask, model.config.num_negatives, generator)
+    idx = idx.to(targets_all.device)
+    # index_select of rows: faster, forward and backward, than targets_all[idx]
+    negatives = targets_all.index_select(0, idx.reshape(-1)).view(*idx.shape, -1)
+    return negatives, {"negative_mask": valid.to(targets_all.device)}
+
+
+def _codebook(
+    model: Wav2Vec,
+    mask: torch.Tensor,
+    targets_all: torch.Tensor,
+    codes: torch.Tensor,
+    generator: torch.Generator | None,
+) -> Inputs:
+    """The quantizer's codebook as proxies and the targets' codes as the positives."""
+    assert model.quantizer is not None
+    return None, {"target_codes": codes, "proxies": model.quantizer.codebook}
+
+
+# What the model passes for each input contract of methods.ssl_objectives (``needs``). An
+# objective that owns a teacher ("teacher") gets that teacher's targets instead.
+OBJECTIVE_INPUTS: dict[str, Callable[..., Inputs]] = {
+    "negatives": _negatives,
+    "codebook": _codebook,
+}

@@ -16,7 +16,9 @@ from bench.store import Record
 
 
 def frontend_label(m: dict[str, str]) -> str:
-    return m["frontend"] if m["frontend"] != "pretrained" else f"{m['quantizer']}+{m['objective']}"
+    """quantizer+objective of a pre-trained front end ("-" left out), else the front end."""
+    chosen = [m[k] for k in ("quantizer", "objective") if m.get(k, "-") != "-"]
+    return "+".join(chosen) or m["frontend"]
 
 
 @task_figures("asr")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,10 +20,10 @@ def method_label(m: dict[str, str]) -> str:
     return m["enhancer"] if m.get("enh_loss", "-") == "-" else f"{m['enhancer']}/{m['enh_loss']}"
 
 
-def _by(records: list[Record], key: str) -> dict[str, dict[object, list[float]]]:
+def _by(records: list[Record], key: str) -> dict[str, dict[Any, list[float]]]:
     """method label -> value of per-utterance ``key`` -> PESQ-WB of those utterances,
     pooled over seeds (failed PESQ left out)."""
-    out: dict[str, dict[object, list[float]]] = defaultdict(lambda: defaultdict(list))
+    out: dict[str, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
         keys, values = r.curves.get(key), r.curves.get("utt_pesq_wb")
         if not keys or not values:

@@ -16,9 +16,9 @@ from bench.store import Record
 
 
 def label(method: dict[str, str]) -> str:
-    if method.get("frontend") != "pretrained":
-        return method.get("frontend", "?")
-    return f"{method['quantizer']}+{method['objective']}"
+    """quantizer+objective of a pre-trained row ("-" left out), else the front end."""
+    chosen = [method[k] for k in ("quantizer", "objective") if method.get(k, "-") != "-"]
+    return "+".join(chosen) or method.get("frontend", "?")
 
 
 def _group(records: list[Record]) -> dict[str, list[Record]]:

@@ -75,7 +75,8 @@ def summary_markdown(data: ReportData) -> list[str]:
         "|---|---|---|---:|---|---:|",
     ]
     for r in rows:
-        unit = spec(r.metric).unit if spec(r.metric) else ""
+        metric_spec = spec(r.metric)
+        unit = metric_spec.unit if metric_spec else ""
         mark = " †" if r.significant else ""
         lines.append(
             f"| {r.task} | {r.metric} ({unit}) | {r.best} | {r.best_value} | {r.baseline} | "

@@ -157,7 +157,7 @@ def timing_rows(records: list[Record], keys: tuple[str, ...]) -> list[tuple[str,
     for key, recs in grouped.items():
         values = {}
         for k in keys:
-            vals = sorted(r.timing[k] for r in recs if r.timing.get(k) is not None)
+            vals = sorted(v for r in recs if (v := r.timing.get(k)) is not None)
             if vals:
                 values[k] = vals[len(vals) // 2]
         out.append((method_label(dict(key)), values))

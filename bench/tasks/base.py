@@ -9,20 +9,16 @@ storing, resuming and reporting. Copy ``bench/tasks/calibration.py`` as the work
 
 from __future__ import annotations
 
-import ast
-import hashlib
-import importlib.util
 import itertools
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from bench import registry
 from bench.context import RunContext
+from bench.sources import source_hash
 from bench.store import Cell, stable_hash
-
 
 __all__ = ["NONE", "SCALES", "CellResult", "RunContext", "Task", "get_task", "product"]
 
@@ -95,29 +91,43 @@ class Task:
     ) -> list[dict[str, str]]:
         """The rows of ``scale`` narrowed by ``--methods family=name``.
 
-        A method family keeps the rows that use a selected name, that do not use the
-        family (``-``), or that are baselines (kept for the paired tests). Values selected
-        for an axis (e.g. ``language``) replace the scale's values of that axis."""
+        For a method family, a row is kept when it uses a selected name, does not use the
+        family (``-``), or is a baseline and the family is one that defines the baseline
+        (kept for the paired tests). A selected name that no row uses (e.g. a new method)
+        enters the grid in the place of every name of its family. Values selected for an
+        axis (e.g. ``language``) replace the scale's values of that axis."""
         rows = self.rows_at(scale)
         for family, values in (selected or {}).items():
             if family not in self.families:
                 continue
             if family in self.axes:
-                rest = [{k: v for k, v in r.items() if k != family} for r in rows]
-                unique = [dict(t) for t in dict.fromkeys(tuple(r.items()) for r in rest)]
-                rows = [
-                    {k: (value if k == family else r.get(k, "")) for k in self.families}
-                    for r in unique
-                    for value in values
-                ]
-            else:
-                rows = [
-                    r
-                    for r in rows
-                    if r[family] in values or r[family] == NONE or self.is_baseline(r)
-                ]
+                rows = self._replace_values(rows, family, values)
+                continue
+            used = {r[family] for r in rows}
+            kept = [
+                r
+                for r in rows
+                if r[family] in values
+                or r[family] == NONE
+                or (family in self.baseline and self.is_baseline(r))
+            ]
+            new = [v for v in values if v not in used]
+            trained = [r for r in rows if r[family] != NONE and not self.is_baseline(r)]
+            added = self._replace_values(trained, family, new) if new else []
+            rows = [dict(t) for t in dict.fromkeys(tuple(r.items()) for r in kept + added)]
         self.check_rows(rows)
         return rows
+
+    def _replace_values(
+        self, rows: list[dict[str, str]], family: str, values: list[str]
+    ) -> list[dict[str, str]]:
+        """Every distinct row of ``rows`` once per value of ``family`` in ``values``."""
+        rest = [tuple((k, v) for k, v in r.items() if k != family) for r in rows]
+        return [
+            {k: (value if k == family else dict(r)[k]) for k in self.families}
+            for r in dict.fromkeys(rest)
+            for value in values
+        ]
 
     def check_rows(self, rows: list[dict[str, str]]) -> None:
         """Every row names every column, with registered names or known axis values."""
@@ -134,7 +144,7 @@ class Task:
                             f"unknown {family} {value!r}; known {family} values: {known}"
                         )
                 elif value != NONE:
-                    registry.get(family, value)  # an unknown name fails here, listing known ones
+                    registry.check(family, value)  # an unknown name fails here, listing known ones
 
     def cells(self, scale: str, seeds: list[int], selected=None) -> list[Cell]:
         config = self.config(scale)
@@ -170,7 +180,7 @@ class Task:
         modules = {type(self).__module__}
         for family in self.families:
             if family not in self.axes:
-                modules |= {registry.get(family, n).__module__ for n in registry.names(family)}
+                modules |= {registry.module_of(family, n) for n in registry.names(family)}
         return source_hash(modules)
 
     def data_identity(self, config: dict[str, Any]) -> Any:
@@ -188,53 +198,5 @@ class Task:
         return None
 
 
-# ---- source hashes ------------------------------------------------------------------------
-VERSIONED_LAYERS = ("bench.tasks", "bench.models", "bench.training", "bench.metrics", "methods")
-_SOURCE_HASHES: dict[frozenset[str], str] = {}
-
-
-def _find(module: str):
-    try:
-        return importlib.util.find_spec(module)
-    except (ImportError, AttributeError, ValueError):  # e.g. "pkg.module.Name"
-        return None
-
-
-def _local_imports(module: str) -> set[str]:
-    spec = _find(module)
-    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
-        return set()
-    tree = ast.parse(Path(spec.origin).read_text())
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
-        elif isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-    return {m for m in found if m.startswith(VERSIONED_LAYERS) and _find(m) is not None}
-
-
-def source_hash(modules: set[str]) -> str:
-    """Hash of the sources of ``modules`` and their imports within VERSIONED_LAYERS."""
-    key = frozenset(modules)
-    if key not in _SOURCE_HASHES:
-        seen: set[str] = set()
-        todo = sorted(modules)
-        while todo:
-            module = todo.pop()
-            if module in seen:
-                continue
-            seen.add(module)
-            todo += sorted(_local_imports(module) - seen)
-        digest = hashlib.sha256()
-        for module in sorted(seen):
-            spec = _find(module)
-            if spec is not None and spec.origin and spec.origin.endswith(".py"):
-                digest.update(module.encode() + b"\0" + Path(spec.origin).read_bytes())
-        _SOURCE_HASHES[key] = digest.hexdigest()[:12]
-    return _SOURCE_HASHES[key]
-
-
 def get_task(name: str) -> Task:
-    return registry.get("task", name)()
+    return registry.build("task", name)

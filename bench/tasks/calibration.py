@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -128,7 +129,7 @@ def train_classifier(
         "valid_labels": split.y_valid.numpy(),
         "test_logits": predict(model, x_test, ctx).numpy(),
         "test_labels": split.y_test.numpy(),
-        "test_ids": np.array([f"digit{i}" for i in split.id_test]),
+        "test_ids": np.array([f"digit{i}" for i in np.asarray(split.id_test)]),
         "curves": curves,
         "timing": timing,
         "split_sizes": split.sizes(),
@@ -188,9 +189,9 @@ class CalibrationTask(Task):
             return {**out, **meta}
         trained = train_classifier(model, config, ctx)
         meta = {k: trained[k] for k in ("curves", "timing", "split_sizes")}
-        arrays = {k: v for k, v in trained.items() if isinstance(v, np.ndarray)}
+        arrays: dict[str, Any] = {k: v for k, v in trained.items() if isinstance(v, np.ndarray)}
         tmp = path.with_name(f".{path.stem}.{id(trained)}.tmp.npz")
-        np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+        np.savez(tmp, **arrays, meta=np.array(json.dumps(meta)))
         tmp.replace(path)  # atomic: a crash never leaves a half-written artifact
         return trained
 

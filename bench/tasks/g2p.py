@@ -3,31 +3,30 @@
 A character encoder (BiGRU) with a GRU or a Transformer attention decoder (the ``arch``
 axis) is trained from scratch on CMUdict words with each forcing strategy of
 ``methods.forcing`` (teacher forcing, scheduled sampling with three schedules, professor
-forcing) and decoded greedily and with beam search. Scoring follows G2P practice with
-several reference pronunciations: a word is right (WER) if the output matches any of
-them, and PER counts edits against the closest one. The error rate by output position
-shows exposure bias (errors compounding along the output).
+forcing), decoded greedily and with beam search, and scored per word against its several
+pronunciations (``bench.metrics.g2p``: right if it matches any, PER against the closest);
+the error rate by output position shows exposure bias.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, fields
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from bench import harness
+from bench import registry
 from bench.config import build_config, scale_config
+from bench.context import RunContext
 from bench.data import cmudict_g2p
-from bench.metrics.asr import token_error_rate
-from bench.models.g2p import EOS, PAD, ModelConfig, Seq2Seq, Vocab, beam_decode, greedy_decode
+from bench.metrics.g2p import rates_from_columns, score_words
+from bench.models.g2p import ModelConfig, PairBatches, Seq2Seq, Vocab, decode_words
 from bench.registry import register
-from bench.store import Cell, Record
-from bench.tasks.base import CellResult, Figure, RunContext, Task
-from methods import forcing
+from bench.store import Cell
+from bench.tasks.base import CellResult, Items, Task
+from bench.training import StepOutput, train, warmup_hold_decay
 
 ARCHS = ("gru", "transformer")
 FORCING = (
@@ -73,7 +72,7 @@ class G2PConfig:
         return build_config(ModelConfig, {n: getattr(self, n) for n in names}, arch=arch)
 
 
-SCALE_CONFIGS = {
+SCALE_CONFIGS: dict[str, dict[str, Any]] = {
     "quick": {"words": 2000, "steps": 150, "eval_every": 75, "valid_words": 100},
     "default": {  # 3 seeds x 10 cells in about 15-20 min on 2 idle CPU cores
         "words": 20000,
@@ -96,157 +95,67 @@ SCALE_CONFIGS = {
 }
 
 
-# ---------------------------------------------------------------- scoring
-def align_errors(ref, hyp) -> tuple[int, list[bool]]:
-    """Levenshtein distance of ``hyp`` to ``ref`` and, per reference position, whether that
-    reference token was substituted or deleted on one optimal alignment."""
-    n, m = len(ref), len(hyp)
-    d = np.zeros((n + 1, m + 1), dtype=np.int32)
-    d[:, 0], d[0, :] = np.arange(n + 1), np.arange(m + 1)
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            d[i, j] = min(
-                d[i - 1, j - 1] + (ref[i - 1] != hyp[j - 1]), d[i - 1, j] + 1, d[i, j - 1] + 1
-            )
-    wrong, i, j = [False] * n, n, m
-    while i > 0:
-        if j > 0 and d[i, j] == d[i - 1, j - 1] + (ref[i - 1] != hyp[j - 1]):
-            wrong[i - 1] = ref[i - 1] != hyp[j - 1]
-            i, j = i - 1, j - 1
-        elif d[i, j] == d[i - 1, j] + 1:  # deletion of ref[i-1]
-            wrong[i - 1] = True
-            i -= 1
-        else:  # insertion of hyp[j-1]
-            j -= 1
-    return int(d[n, m]), wrong
+ROWS = [{"forcing": f, "arch": a} for a in ARCHS for f in FORCING]
 
 
-def score(references: list, hypotheses: list[list[str]], max_position: int = 20) -> dict:
-    """PER against each word's closest reference, WER against any reference, and the error
-    rate per reference position (errors compounding along the output show exposure bias).
-
-    ``references[k]`` holds every pronunciation of word k; ties in distance go to the
-    pronunciation listed first.
-    """
-    chosen, wrong_words = [], 0
-    pos_err, pos_n = np.zeros(max_position), np.zeros(max_position)
-    for prons, hyp in zip(references, hypotheses, strict=True):
-        aligned = [align_errors(list(p), hyp) for p in prons]
-        best = min(range(len(prons)), key=lambda k: aligned[k][0])
-        chosen.append(list(prons[best]))
-        wrong_words += aligned[best][0] > 0
-        for pos, bad in enumerate(aligned[best][1][:max_position]):
-            pos_n[pos] += 1
-            pos_err[pos] += bad
-    per = token_error_rate(chosen, hypotheses).rate
-    by_pos = [float(e / n) if n else None for e, n in zip(pos_err, pos_n, strict=True)]
-    return {
-        "per": per,
-        "wer": wrong_words / len(references),
-        "position_error": by_pos,
-        "position_count": pos_n.astype(int).tolist(),
-    }
-
-
-# ---------------------------------------------------------------- training
-def _pad(rows: list[list[int]]) -> torch.Tensor:
-    out = torch.zeros(len(rows), max(len(r) for r in rows), dtype=torch.long)
-    for k, r in enumerate(rows):
-        out[k, : len(r)] = torch.tensor(r)
-    return out
-
-
-def _lr_at(step: int, steps: int, lr: float) -> float:
-    warm = max(1, steps // 20)
-    if step < warm:
-        return lr * (step + 1) / warm
-    decay_from = int(0.7 * steps)
-    if step < decay_from:
-        return lr
-    return lr * max(0.1, 1 - (step - decay_from) / max(1, steps - decay_from))
-
-
-def decode(model, words: list[str], graphemes: Vocab, phonemes: Vocab, ctx, beam: int = 0):
-    """Greedy (beam=0, in batches) or beam-search phoneme outputs of ``words``."""
-    model.eval()
-    out: list[list[str]] = []
-    if beam:
-        for w in words:
-            src = torch.tensor([graphemes.encode(w)], device=ctx.device)
-            out.append(phonemes.decode(beam_decode(model, src, beam, _max_len(w))))
-        return out
-    for start in range(0, len(words), 256):
-        chunk = words[start : start + 256]
-        src = _pad([graphemes.encode(w) for w in chunk]).to(ctx.device)
-        ids = greedy_decode(model, src, max(_max_len(w) for w in chunk))
-        out += [phonemes.decode(row) for row in ids]
-    return out
-
-
-def _max_len(word: str) -> int:
-    return min(2 * len(word) + 5, 60)
-
-
-def train(model, strategy, data, graphemes, phonemes, config: G2PConfig, seed: int, ctx):
-    pairs = [
-        (graphemes.encode(w), phonemes.encode(p, eos=True))
-        for w, prons in data.train
-        for p in prons
-    ]
-    rng = np.random.default_rng(seed)
+def train_g2p(
+    model: Seq2Seq,
+    strategy: torch.nn.Module,
+    data: cmudict_g2p.G2PData,
+    vocabs: tuple[Vocab, Vocab],
+    config: G2PConfig,
+    ctx: RunContext,
+) -> tuple[dict[str, list], dict[str, float | None], dict[str, np.ndarray]]:
+    """Train ``model`` with the forcing ``strategy``; return the curves, the timing and the
+    per-word items of the last validation pass (greedy)."""
+    graphemes, phonemes = vocabs
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    disc_params = list(strategy.parameters())
+    disc_params = list(strategy.parameters())  # a discriminator, if the strategy has one
     disc_opt = torch.optim.Adam(disc_params, lr=config.lr) if disc_params else None
-    timer = harness.StepTimer(ctx.device, skip=min(3, config.steps // 4))
+    batches = PairBatches(data.train, graphemes, phonemes, config.batch_size, ctx.rng())
     valid_words = [w for w, _ in data.valid[: config.valid_words]]
     valid_refs = [p for _, p in data.valid[: config.valid_words]]
-    curves: dict[str, list] = {k: [] for k in ("train_nll", "teacher_prob", "disc_loss")}
-    curves.update(valid_step=[], valid_per=[])
-    order, cursor = rng.permutation(len(pairs)), 0
-    bar = ctx.progress(range(config.steps), desc=f"g2p {strategy.registry_name}", unit="step")
-    for step in bar:
-        if cursor + config.batch_size > len(order):
-            order, cursor = rng.permutation(len(pairs)), 0
-        batch = [pairs[i] for i in order[cursor : cursor + config.batch_size]]
-        cursor += config.batch_size
-        src = _pad([s for s, _ in batch]).to(ctx.device)
-        tgt = _pad([t for _, t in batch]).to(ctx.device)
-        inputs = torch.cat([torch.full_like(tgt[:, :1], forcing.BOS), tgt[:, :-1]], 1)
-        inputs = inputs.masked_fill(inputs.eq(EOS) & tgt.eq(PAD), PAD)  # no </s> fed after the end
-        for group in optimizer.param_groups:
-            group["lr"] = _lr_at(step, config.steps, config.lr)
+    dev: dict[str, np.ndarray] = {"item_id": np.array(valid_words)}  # the last valid pass
+
+    def forward(step: int) -> StepOutput:
+        src, inputs, tgt = batches.next(ctx.device)
         model.train()
-        with timer.step(items=len(batch)):
-            out = strategy(model, src, inputs, tgt, step)
-            if not torch.isfinite(out.loss):
-                raise FloatingPointError(
-                    f"g2p loss became {out.loss.item()} at step {step}; lower lr (now {config.lr})"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            if disc_opt is not None and out.discriminator_loss is not None:
-                disc_opt.zero_grad(set_to_none=True)  # drop the generator term's gradients
-                out.discriminator_loss.backward()
-                disc_opt.step()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-        curves["train_nll"].append(out.nll.item())
-        curves["teacher_prob"].append(out.teacher_prob)
+        out = strategy(model, src, inputs, tgt, step)
+        logs = {"train_nll": out.nll.item(), "teacher_prob": out.teacher_prob}
         if out.discriminator_loss is not None:
-            curves["disc_loss"].append(out.discriminator_loss.item())
-        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-            hyps = decode(model, valid_words, graphemes, phonemes, ctx)
-            curves["valid_step"].append(step + 1)
-            curves["valid_per"].append(score(valid_refs, hyps)["per"])
-            bar.set_postfix(nll=f"{out.nll.item():.3f}", valid_per=f"{curves['valid_per'][-1]:.3f}")
-    if not curves["disc_loss"]:
-        del curves["disc_loss"]
-    step_t = timer.summary()
-    timing = {
-        "train_samples_per_s": timer.items_per_s(),
-        "step_ms_median": step_t.median_ms if step_t else None,
-    }
-    return curves, timing
+            logs["disc_loss"] = out.discriminator_loss.item()
+        return StepOutput(out.loss, items=len(src), logs=logs, extra=out.discriminator_loss)
+
+    def update(out: StepOutput, step: int) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        if disc_opt is not None and isinstance(out.extra, torch.Tensor):
+            disc_opt.zero_grad(set_to_none=True)  # drop the generator term's gradients
+            out.extra.backward()
+            disc_opt.step()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    def evaluate(step: int) -> dict[str, float]:
+        hyps = decode_words(model, valid_words, graphemes, phonemes, ctx.device)
+        scores = score_words(valid_refs, hyps)
+        dev.update(scores.columns("greedy"))
+        return {"valid_per": scores.rates()[0]}
+
+    result = train(
+        forward,
+        config.steps,
+        ctx,
+        optimizer=optimizer,
+        update=update,
+        schedule=warmup_hold_decay(config.steps),
+        evaluate=evaluate,
+        eval_every=config.eval_every,
+        eval_key="valid_step",
+        desc=f"g2p {strategy.registry_name}",
+    )
+    result.curves.pop("train_loss")  # the NLL is the curve (train_nll); the loss adds C_f
+    return result.curves, result.timing, dev
 
 
 @register("task", "g2p")
@@ -255,8 +164,8 @@ class G2PTask(Task):
 
     title = "Grapheme-to-phoneme on CMUdict: decoder training strategies (PER and WER)"
     families = ("forcing", "arch")
-    defaults = {"forcing": FORCING}
     axes = {"arch": ARCHS}
+    rows = {scale: ROWS for scale in SCALE_CONFIGS}
     baseline = {"forcing": "teacher"}
     suite_seeds = {"quick": 1}
     table_metrics = (
@@ -270,21 +179,9 @@ class G2PTask(Task):
     def config(self, scale: str) -> dict:
         return scale_config(G2PConfig, SCALE_CONFIGS, scale)
 
-    def grid(self, selected=None, scale: str = "quick") -> list[dict[str, str]]:
-        """Forcing strategies x decoder architectures, narrowed by --methods."""
-        selected = selected or {}
-        names = selected.get("forcing") or list(FORCING)
-        from bench import registry
-
-        for name in names:
-            registry.get("forcing", name)  # fail early on an unknown name
-        archs = selected.get("arch") or list(ARCHS)
-        return [{"forcing": f, "arch": a} for a in archs for f in names]
-
     def dataset_card(self, config: dict) -> str:
         cfg = build_config(G2PConfig, config)
-        data = self._data(cfg)
-        return cmudict_g2p.card(data, cfg.keep_stress, cfg.split_seed)
+        return cmudict_g2p.card(self._data(cfg), cfg.keep_stress, cfg.split_seed)
 
     @staticmethod
     def _data(cfg: G2PConfig) -> cmudict_g2p.G2PData:
@@ -302,35 +199,34 @@ class G2PTask(Task):
             torch.set_num_threads(before)
 
     def _run(self, cell: Cell, config: G2PConfig, ctx: RunContext) -> CellResult:
-        arch, name = cell.method["arch"], cell.method["forcing"]
         data = self._data(config)
-        graphemes, phonemes = Vocab(data.graphemes), Vocab(data.phonemes)
-        harness.seed_everything(cell.seed)
-        model = Seq2Seq(len(graphemes), len(phonemes), config.model(arch)).to(ctx.device)
-        strategy = forcing.build(name, config.steps, config.hidden, config.professor_weight)
-        strategy = strategy.to(ctx.device)
-        curves, timing = train(model, strategy, data, graphemes, phonemes, config, cell.seed, ctx)
-        words = [w for w, _ in data.test]
-        refs = [p for _, p in data.test]
+        vocabs = graphemes, phonemes = Vocab(data.graphemes), Vocab(data.phonemes)
+        model = Seq2Seq(len(graphemes), len(phonemes), config.model(cell.method["arch"]))
+        model = model.to(ctx.device)
+        strategy = registry.build(
+            "forcing",
+            cell.method["forcing"],
+            total_steps=config.steps,
+            hidden_dim=config.hidden,
+            adversarial_weight=config.professor_weight,
+        ).to(ctx.device)
+        curves, timing, dev = train_g2p(model, strategy, data, vocabs, config, ctx)
+        words, refs = [w for w, _ in data.test], [p for _, p in data.test]
         t0 = time.perf_counter()
-        greedy = decode(model, words, graphemes, phonemes, ctx)
+        greedy = decode_words(model, words, graphemes, phonemes, ctx.device)
         t1 = time.perf_counter()
-        beam = decode(model, words, graphemes, phonemes, ctx, beam=config.beam_width)
+        beam = decode_words(model, words, graphemes, phonemes, ctx.device, config.beam_width)
         t2 = time.perf_counter()
-        g = score(refs, greedy, config.max_position)
-        b = score(refs, beam, config.max_position)
-        metrics = {
-            "test_per_greedy": g["per"],
-            "test_wer_greedy": g["wer"],
-            "test_per_beam": b["per"],
-            "test_wer_beam": b["wer"],
-            "dev_per_greedy": curves["valid_per"][-1],
-            "parameters": float(sum(p.numel() for p in model.parameters())),
-        }
+        g = score_words(refs, greedy, config.max_position)
+        b = score_words(refs, beam, config.max_position)
+        test = {"item_id": np.array(words), **g.columns("greedy"), **b.columns("beam")}
+        items = {"test": test, "dev": dev}
+        metrics = self.metrics_from_items(items, cell.config)
+        metrics["parameters"] = float(sum(p.numel() for p in model.parameters()))
         curves.update(
-            position_error=g["position_error"],
-            position_count=g["position_count"],
-            position_error_beam=b["position_error"],
+            position_error=g.position_error,
+            position_count=g.position_count,
+            position_error_beam=b.position_error,
             examples=[
                 [w, " ".join(h), " ".join(r[0])]
                 for w, h, r in zip(words[:5], greedy, refs, strict=False)
@@ -340,9 +236,15 @@ class G2PTask(Task):
             decode_greedy_words_per_s=len(words) / (t1 - t0),
             decode_beam_words_per_s=len(words) / (t2 - t1),
         )
-        return CellResult(metrics=metrics, curves=curves, timing=timing)
+        return CellResult(metrics=metrics, curves=curves, timing=timing, items=items)
 
-    def figures(self, records: list[Record], fig_dir: Path) -> Iterator[Figure]:
-        from bench.report import g2p_figures
-
-        yield from g2p_figures.draw(records, fig_dir)
+    def metrics_from_items(self, items: Items, config: dict) -> dict[str, float]:
+        """PER and WER of each decoder on test, and the greedy PER on the valid words."""
+        test_greedy, test_beam = (rates_from_columns(items["test"], d) for d in ("greedy", "beam"))
+        return {
+            "test_per_greedy": test_greedy[0],
+            "test_wer_greedy": test_greedy[1],
+            "test_per_beam": test_beam[0],
+            "test_wer_beam": test_beam[1],
+            "dev_per_greedy": rates_from_columns(items["dev"], "greedy")[0],
+        }

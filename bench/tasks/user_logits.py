@@ -3,7 +3,8 @@
 The file holds ``logits`` (N, K) and ``labels`` (N,), and optionally ``split`` marking each
 row "valid" or "test" (or 0 = valid, 1 = test). Without ``split``, each seed draws its own
 random valid/test split of ``valid_fraction``, so the report's CIs cover split variation.
-The same calibrators, metrics and report as the digits calibration task are used.
+The same calibrators, metrics and report as the digits calibration task are used
+(``bench.scoring``); each test row is an item, named by its row in the file (``row<i>``).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from bench.config import build_config
+from bench.context import RunContext
+from bench.metrics.calibration import metrics_from_items
 from bench.registry import register
-from bench.report import calibration_figures
+from bench.scoring import score_calibrator
 from bench.store import Cell
-from bench.tasks.base import CellResult, RunContext, Task
-from bench.tasks.calibration import score_calibrator
+from bench.tasks.base import CellResult, Items, Task, product
 
 
 @dataclass
@@ -123,7 +125,8 @@ class UserLogitsTask(Task):
     title = "Calibration of user-supplied logits (fitted on valid, scored on test)"
     in_suites = False
     families = ("calibrator",)
-    defaults = {"calibrator": ("none", "temperature", "vector", "histogram", "isotonic")}
+    # no suite scales: the rows of the one "user" scale, run on the file's cells
+    rows = {"user": product(calibrator=("none", "temperature", "vector", "histogram", "isotonic"))}
     baseline = {"calibrator": "none"}
     table_metrics = ("accuracy", "nll", "brier", "ece", "mce", "adaptive_ece", "auroc", "aurc")
 
@@ -133,8 +136,14 @@ class UserLogitsTask(Task):
         )
 
     def cells_for_file(
-        self, path: Path, seeds: int, valid_fraction: float, selected=None
+        self,
+        path: Path,
+        seeds: int,
+        valid_fraction: float,
+        selected: dict[str, list[str]] | None = None,
     ) -> list[Cell]:
+        """The cells of ``path``: the selected rows x ``seeds`` seeds (one seed when the file
+        fixes the split)."""
         data = load_logits_file(path)
         config = build_config(
             LogitsConfig,
@@ -146,7 +155,7 @@ class UserLogitsTask(Task):
         seed_list = [0] if data.split is not None else list(range(seeds))
         return [
             Cell(task=self.name, method=method, seed=seed, scale="user", config=asdict(config))
-            for method in self.grid(selected)
+            for method in self.grid(selected, "user")
             for seed in seed_list
         ]
 
@@ -157,20 +166,21 @@ class UserLogitsTask(Task):
         data = load_logits_file(config.path)
         if data.split is not None:
             is_test = data.split
-        else:
-            rng = np.random.default_rng(cell.seed)
+        else:  # a random valid/test split per seed
             n_valid = max(1, int(round(config.valid_fraction * len(data.labels))))
             is_test = np.ones(len(data.labels), dtype=bool)
-            is_test[rng.permutation(len(data.labels))[:n_valid]] = False
-        result = score_calibrator(
+            is_test[ctx.rng().permutation(len(data.labels))[:n_valid]] = False
+        metrics, curves, timing, items = score_calibrator(
             cell.method["calibrator"],
-            data.logits[~is_test],
-            data.labels[~is_test],
-            data.logits[is_test],
-            data.labels[is_test],
+            (data.logits[~is_test], data.labels[~is_test]),
+            (data.logits[is_test], data.labels[is_test]),
+            np.array([f"row{i}" for i in np.flatnonzero(is_test)]),
             n_bins=config.n_bins,
         )
-        return result
+        return CellResult(metrics, curves, {**timing}, {"test": items})
 
-    def figures(self, records, fig_dir):
-        yield from calibration_figures.draw(records, fig_dir)
+    def metrics_from_items(self, items: Items, config: dict[str, object]) -> dict[str, float]:
+        return metrics_from_items(items["test"], n_bins=build_config(LogitsConfig, config).n_bins)
+
+    def data_identity(self, config: dict[str, object]) -> dict[str, object]:
+        return {"sha256": config["sha256"]}  # the data are the file

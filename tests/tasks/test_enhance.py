@@ -1,14 +1,21 @@
 """The enhancement task end to end on a tiny corpus (and a tiny fake VoiceBank-DEMAND)."""
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
+from bench.cells import run_cell
 from bench.cli import main
-from bench.data import synthetic
+from bench.context import RunContext
+from bench.data import noisy_pairs, synthetic
+from bench.metrics.enhancement import enhancement_items, metrics_from_items, score_utterances
+from bench.store import Cell, latest_records, read_items
+from bench.sweep import parse_methods
 from bench.tasks import enhance
 from bench.tasks.base import get_task
 
@@ -44,7 +51,8 @@ def test_grid_pairs_losses_with_learned_enhancers_only():
         "enh_loss": "-",
     }
     with pytest.raises(LookupError, match="known enhancer names"):
-        task.grid({"enhancer": ["nope"]})
+        parse_methods("enhancer=nope")
+    assert all(task.cells(scale, [0]) for scale in ("quick", "default", "full"))
 
 
 def test_test_subset_is_balanced_and_fixed():
@@ -53,18 +61,90 @@ def test_test_subset_is_balanced_and_fixed():
             self.noise_type = kind
 
     utts = [U(k) for k in ("white", "pink", "babble") * 10]
-    a = enhance.test_indices(utts, 9)
-    assert a == enhance.test_indices(utts, 9) and len(a) == 9
+    a = noisy_pairs.test_indices(utts, 9)
+    assert a == noisy_pairs.test_indices(utts, 9) and len(a) == 9
     assert sorted(utts[i].noise_type for i in a).count("pink") == 3
 
 
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory):
+    """One tiny corpus for the module's tests (built once, on first use)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPEECHBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+        mp.setitem(synthetic.SCALES, "quick", TINY_CORPUS)
+        mp.setattr(noisy_pairs, "_PAIRS", {})
+        yield
+
+
 @pytest.fixture
-def tiny_setup(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPEECHBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setitem(synthetic.SCALES, "quick", TINY_CORPUS)
+def tiny_setup(tiny_cache, tmp_path, monkeypatch):
     monkeypatch.setitem(enhance.SCALE_CONFIGS, "quick", TINY)
-    monkeypatch.setattr(enhance, "_PAIRS", {})
     return tmp_path
+
+
+def tiny_config(**changes) -> dict:
+    return {**get_task("enhance").config("quick"), **TINY, **changes}
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        {"enhancer": "identity", "enh_loss": "-"},
+        {"enhancer": "wiener", "enh_loss": "-"},
+        {"enhancer": "mask", "enh_loss": "l1"},
+    ],
+)
+def test_cell_is_deterministic_and_its_metrics_come_from_its_items(
+    method, tiny_setup, check_task_cell
+):
+    check_task_cell("enhance", method, tiny_config(), tiny_setup)
+
+
+def run_tiny(method: dict, run_dir: Path, **changes):
+    cell = Cell("enhance", method, 0, "quick", tiny_config(**changes))
+    ctx = RunContext(device=torch.device("cpu"), run_dir=run_dir, quiet=True)
+    return run_cell(cell, ctx, "test", {})
+
+
+def test_items_are_the_test_mixtures_with_the_noisy_input_scores(tiny_setup):
+    identity = run_tiny({"enhancer": "identity", "enh_loss": "-"}, tiny_setup)
+    wiener = run_tiny({"enhancer": "specsub", "enh_loss": "-"}, tiny_setup, pesq_workers=1)
+    a, b = identity.items["test"], wiener.items["test"]
+    assert a["item_id"].tolist() == identity.record.curves["utt_id"] == b["item_id"].tolist()
+    for name in ("pesq_wb", "stoi", "estoi", "si_sdr"):
+        assert np.array_equal(a[name], a[f"noisy_{name}"])  # identity: its output is its input
+        assert np.array_equal(a[name], b[f"noisy_{name}"])  # one noisy input for every row
+        assert identity.record.metrics[f"{name}_gain"] == 0.0
+    assert not a["pesq_failed"].any()
+    assert wiener.record.metrics["si_sdr_gain"] == pytest.approx(np.mean(b["si_sdr"] - a["si_sdr"]))
+
+
+def test_a_row_trains_exactly_when_it_has_a_loss(tiny_setup):
+    for method, message in (
+        ({"enhancer": "wiener", "enh_loss": "l1"}, "is not learned"),
+        ({"enhancer": "mask", "enh_loss": "-"}, "is learned: give it an enh_loss"),
+    ):
+        record = run_tiny(method, tiny_setup).record
+        assert record.status == "failed" and message in record.error
+    mask = run_tiny({"enhancer": "mask", "enh_loss": "neg_sisdr"}, tiny_setup).record
+    assert len(mask.curves["train_loss"]) == TINY["steps"] and mask.metrics["parameters"] > 0
+
+
+def test_estoi_does_not_depend_on_the_global_random_state():
+    """pystoi's ESTOI dithers with numpy's global generator; the scores must not."""
+    rng = np.random.default_rng(3)
+    clean = [rng.standard_normal(16000).astype(np.float32) for _ in range(2)]
+    noisy = [c + rng.standard_normal(16000).astype(np.float32) for c in clean]
+    np.random.seed(1)
+    first = score_utterances(clean, noisy, 16000, workers=1)
+    np.random.seed(2)
+    before = np.random.get_state()[1].copy()
+    second = score_utterances(clean, noisy, 16000, workers=1)
+    assert first == second
+    assert np.array_equal(np.random.get_state()[1], before)  # the global stream is untouched
+    items = enhancement_items(["a", "b"], first, second)
+    assert metrics_from_items(items)["estoi_gain"] == 0.0
+    assert math.isnan(metrics_from_items({**items, "pesq_wb": np.full(2, np.nan)})["pesq_wb"])
 
 
 def test_enhance_task_runs_end_to_end(tiny_setup):
@@ -94,6 +174,10 @@ def test_enhance_task_runs_end_to_end(tiny_setup):
     # resuming runs nothing again
     assert main([*args, "--methods", methods]) == 0
     assert len((out / "records.jsonl").read_text().splitlines()) == 4
+    for r in latest_records(out):  # the metrics are the means of the per-mixture items
+        assert metrics_from_items(read_items(out, r.cell_key)["test"])["pesq_wb"] == pytest.approx(
+            r.metrics["pesq_wb"], abs=0
+        )
 
 
 def speech_like(n, seed):
@@ -143,4 +227,7 @@ def test_enhance_on_voicebank_counts_pesq_failures(tiny_setup):
         assert r["metrics"]["pesq_failures"] == 1  # the silent test file: counted, not scored
         assert r["curves"]["pesq_failed"][0][0] == "p257_004"
         assert r["curves"]["utt_pesq_wb"][1] is None and r["curves"]["utt_pesq_wb"][0] > 1
+        items = read_items(out, r["cell_key"])["test"]
+        assert items["item_id"].tolist() == ["p232_001", "p257_004"]
+        assert items["pesq_failed"].tolist() == [0, 1] and np.isnan(items["pesq_wb"][1])
     assert "VoiceBank-DEMAND" in (out / "report.md").read_text()

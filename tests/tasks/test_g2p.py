@@ -2,9 +2,16 @@
 
 import json
 
+import numpy as np
 import pytest
+import torch
 
+from bench.cells import run_cell
 from bench.cli import main
+from bench.context import RunContext
+from bench.metrics.g2p import align_errors, error_rates, score_words
+from bench.store import Cell
+from bench.sweep import parse_methods
 from bench.tasks import g2p
 from bench.tasks.base import get_task
 
@@ -24,9 +31,9 @@ TINY = {
 
 
 def test_align_errors_marks_substituted_and_deleted_reference_positions():
-    assert g2p.align_errors(list("abcd"), list("abcd")) == (0, [False] * 4)
-    assert g2p.align_errors(list("abcd"), list("axd")) == (2, [False, True, True, False])
-    dist, wrong = g2p.align_errors(list("ab"), list("aab"))  # one insertion
+    assert align_errors(list("abcd"), list("abcd")) == (0, [False] * 4)
+    assert align_errors(list("abcd"), list("axd")) == (2, [False, True, True, False])
+    dist, wrong = align_errors(list("ab"), list("aab"))  # one insertion
     assert dist == 1 and wrong == [False, False]
 
 
@@ -37,14 +44,20 @@ def test_score_uses_the_closest_of_several_references():
         (("T", "AH", "M", "EY", "T", "OW"), ("T", "AH", "M", "AA", "T", "OW")),
     ]
     hyps = [["R", "EH", "D"], ["K", "AH", "T"], ["T", "AH", "M", "AA", "T"]]
-    s = g2p.score(refs, hyps, max_position=6)
+    s = score_words(refs, hyps, max_position=6)
     # word 1 matches its second reference; word 2: 1 sub / 3; word 3: 1 del against the
     # closer second reference (6 phones) -> PER = 2 / (3 + 3 + 6)
-    assert s["per"] == pytest.approx(2 / 12)
-    assert s["wer"] == pytest.approx(2 / 3)
-    assert s["position_count"] == [3, 3, 3, 1, 1, 1]
-    assert s["position_error"][:3] == [0.0, pytest.approx(1 / 3), 0.0]
-    assert s["position_error"][5] == 1.0  # the deleted final OW
+    assert s.edits.tolist() == [0, 1, 1] and s.ref_len.tolist() == [3, 3, 6]
+    assert s.correct.tolist() == [1, 0, 0]
+    per, wer = s.rates()
+    assert per == pytest.approx(2 / 12)
+    assert wer == pytest.approx(2 / 3)
+    assert s.position_count == [3, 3, 3, 1, 1, 1]
+    assert s.position_error[:3] == [0.0, pytest.approx(1 / 3), 0.0]
+    assert s.position_error[5] == 1.0  # the deleted final OW
+    assert error_rates(np.array([2]), np.array([4]), np.array([0])) == (0.5, 1.0)
+    with pytest.raises(ValueError, match="every reference is empty"):
+        error_rates(np.array([1]), np.array([0]), np.array([0]))
 
 
 def test_grid_is_forcing_by_arch_with_teacher_baseline_per_arch():
@@ -57,6 +70,13 @@ def test_grid_is_forcing_by_arch_with_teacher_baseline_per_arch():
     assert task.grid({"arch": ["gru"], "forcing": ["teacher"]}) == [
         {"forcing": "teacher", "arch": "gru"}
     ]
+    professor = task.grid({"forcing": ["professor"]})  # the teacher baselines stay
+    assert {(r["forcing"], r["arch"]) for r in professor} == {
+        (f, a) for f in ("teacher", "professor") for a in ("gru", "transformer")
+    }
+    assert all(task.cells(scale, [0]) for scale in ("quick", "default", "full"))
+    with pytest.raises(LookupError, match="known forcing names"):
+        parse_methods("forcing=nope")
 
 
 def test_config_is_strict():
@@ -89,3 +109,26 @@ def test_g2p_task_runs_end_to_end(tmp_path, monkeypatch):
         or "PER" in (out / "report.md").read_text()
     )
     assert "CMU" in (out / "dataset_card.md").read_text()
+
+
+@pytest.mark.parametrize("forcing", ["teacher", "professor"])
+def test_cell_is_deterministic_and_its_metrics_come_from_its_items(
+    forcing, tmp_path, check_task_cell
+):
+    config = {**get_task("g2p").config("quick"), **TINY}
+    check_task_cell("g2p", {"forcing": forcing, "arch": "gru"}, config, tmp_path)
+
+
+def test_items_are_the_test_and_valid_words(tmp_path):
+    config = {**get_task("g2p").config("quick"), **TINY}
+    cell = Cell("g2p", {"forcing": "professor", "arch": "transformer"}, 0, "quick", config)
+    run = run_cell(cell, RunContext(torch.device("cpu"), run_dir=tmp_path, quiet=True), "t", {})
+    assert run.record.status == "ok", run.record.error
+    data = get_task("g2p")._data(g2p.build_config(g2p.G2PConfig, config))
+    test, dev = run.items["test"], run.items["dev"]
+    assert test["item_id"].tolist() == [w for w, _ in data.test]
+    assert dev["item_id"].tolist() == [w for w, _ in data.valid[: TINY["valid_words"]]]
+    assert (test["ref_len_greedy"] > 0).all() and set(test["correct_beam"]) <= {0, 1}
+    curves = run.record.curves
+    assert run.record.metrics["dev_per_greedy"] == curves["valid_per"][-1]
+    assert curves["valid_step"] == [2, 4] and len(curves["disc_loss"]) == TINY["steps"]
