@@ -68,7 +68,9 @@ def run_cell(cell: Cell, ctx: RunContext, run_id: str, env: dict) -> CellRun:
         warnings.simplefilter("always")
         try:
             harness.seed_everything(cell.seed)  # the only place a cell is seeded
-            result = task.run(cell, ctx.for_cell(cell.seed))
+            threads = task.cpu_threads if ctx.device.type == "cpu" else None
+            with harness.torch_threads(threads):
+                result = task.run(cell, ctx.for_cell(cell.seed))
             record.metrics, record.curves = result.metrics, result.curves
             record.timing = result.timing
             items = result.items

@@ -2,37 +2,16 @@
 
 Three dilated 1-D conv blocks over log-mel frames, mean+std pooling over the valid frames,
 and a linear embedding (an x-vector in miniature). ``embed`` runs it over a list of
-variable-length utterances; ``torch_threads`` keeps it on one CPU thread.
+variable-length utterances (tasks run it on one CPU thread: ``Task.cpu_threads``).
 """
 
 from __future__ import annotations
-
-import contextlib
-from collections.abc import Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Encoder", "embed", "pad", "torch_threads"]
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run on ``n`` intra-op threads, then restore. This encoder's small convolutions gain
-    nothing from a second thread, and on a shared 2-core CPU two threads ran 10x slower
-    (75 vs 740 ms per step, measured under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def one_thread_on_cpu(device: torch.device) -> contextlib.AbstractContextManager[None]:
-    """``torch_threads(1)`` on the CPU; the threads as they are on an accelerator."""
-    return torch_threads(1 if device.type == "cpu" else torch.get_num_threads())
+__all__ = ["Encoder", "embed", "pad"]
 
 
 class Encoder(nn.Module):

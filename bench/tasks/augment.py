@@ -23,11 +23,10 @@ from torch import nn
 
 from bench import registry
 from bench.config import build_config, scale_config
-from bench.data import synthetic
 from bench.data.seen_speakers import load_audio, seen_speaker_splits
 from bench.models.batching import class_indices
 from bench.models.frontends import LogMel
-from bench.models.speaker_encoder import Encoder, one_thread_on_cpu, pad
+from bench.models.speaker_encoder import Encoder, pad
 from bench.registry import register
 from bench.store import Cell
 from bench.tasks.base import CellResult, RunContext, Task, product
@@ -120,21 +119,12 @@ class AugmentTask(Task):
     baseline = {"augment": "none"}
     table_metrics = ("acc_clean", "acc_noisy", "acc_speed")
     suite_seeds = {"quick": 1}
+    cpu_threads = 1  # small convolutions: a second thread only slows them (harness)
 
     def config(self, scale: str) -> dict:
         return scale_config(AugmentConfig, SCALE_CONFIGS, scale)
 
-    def data_identity(self, config: dict) -> dict:
-        return synthetic.identity(synthetic.ensure_corpus(config["corpus"]))
-
-    def dataset_card(self, config: dict) -> str:
-        return synthetic.card(synthetic.ensure_corpus(config["corpus"]))
-
     def run(self, cell: Cell, ctx: RunContext) -> CellResult:
-        with one_thread_on_cpu(ctx.device):
-            return self._run(cell, ctx)
-
-    def _run(self, cell: Cell, ctx: RunContext) -> CellResult:
         config = build_config(AugmentConfig, cell.config)
         device = ctx.device
         utts, audio = load_audio(config.corpus)

@@ -17,6 +17,7 @@ import numpy as np
 
 from bench import registry
 from bench.context import RunContext
+from bench.data import synthetic
 from bench.sources import source_hash
 from bench.store import Cell, stable_hash
 
@@ -66,6 +67,7 @@ class Task:
     in_suites: ClassVar[bool] = True  # False: runs only through its own sub-command
     accepts_data: ClassVar[tuple[str, ...]] = ()  # real corpora it can use (--data NAME=PATH)
     suite_seeds: ClassVar[dict[str, int]] = {}  # seeds per suite where the suite's is too many
+    cpu_threads: ClassVar[int | None] = None  # torch threads of a cell on the CPU (None: as set)
 
     @property
     def name(self) -> str:
@@ -184,8 +186,11 @@ class Task:
         return source_hash(modules)
 
     def data_identity(self, config: dict[str, Any]) -> Any:
-        """What fixes the data behind ``config`` (corpus config, generator version, file
-        checksums); default: the dataset card. Goes into ``data_hash``."""
+        """What fixes the data behind ``config``: goes into ``data_hash``. Default: the
+        embedded corpus named by ``config["corpus"]`` (its config, generator version and
+        file checksums), else the dataset card."""
+        if "corpus" in config:
+            return synthetic.identity(synthetic.ensure_corpus(config["corpus"]))
         return self.dataset_card(config)
 
     def data_hash(self, config: dict[str, Any]) -> str | None:
@@ -194,7 +199,10 @@ class Task:
         return None if identity is None else stable_hash(identity)
 
     def dataset_card(self, config: dict[str, Any]) -> str | None:
-        """Markdown describing the data this task used at ``config`` (None: no card)."""
+        """Markdown describing the data this task used at ``config`` (None: no card).
+        Default: the card of the embedded corpus named by ``config["corpus"]``, if any."""
+        if "corpus" in config:
+            return synthetic.card(synthetic.ensure_corpus(config["corpus"]))
         return None
 
 

@@ -27,7 +27,6 @@ from bench.config import build_config, scale_config
 from bench.metrics.retrieval import recall_at_1, retrieval_items, retrieval_metrics_from_items
 from bench.models.batching import sample_batch
 from bench.models.metric_training import Batch, build_loss_and_miner, train_metric
-from bench.models.speaker_encoder import one_thread_on_cpu
 from bench.registry import register
 from bench.store import Cell
 from bench.tasks.base import NONE, CellResult, RunContext, Task
@@ -97,6 +96,7 @@ class DigitsMetricTask(Task):
     baseline = UNTRAINED
     table_metrics = ("recall_at_1", "map_at_r", "nmi", "eer")
     suite_seeds = {"quick": 1}
+    cpu_threads = 1  # small convolutions: a second thread only slows them (harness)
 
     def config(self, scale: str) -> dict:
         return scale_config(DigitsMetricConfig, SCALE_CONFIGS, scale)
@@ -108,10 +108,6 @@ class DigitsMetricTask(Task):
         )
 
     def run(self, cell: Cell, ctx: RunContext) -> CellResult:
-        with one_thread_on_cpu(ctx.device):
-            return self._run(cell, ctx)
-
-    def _run(self, cell: Cell, ctx: RunContext) -> CellResult:
         config = build_config(DigitsMetricConfig, cell.config)
         device = ctx.device
         data = digits_by_class()

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import registry
+from bench import harness, registry
 from bench.config import build_config, scale_config
 from bench.context import RunContext
 from bench.data import cmudict_g2p
@@ -191,12 +191,8 @@ class G2PTask(Task):
 
     def run(self, cell: Cell, ctx: RunContext) -> CellResult:
         config = build_config(G2PConfig, cell.config)
-        before = torch.get_num_threads()
-        torch.set_num_threads(config.threads)
-        try:
+        with harness.torch_threads(config.threads):
             return self._run(cell, config, ctx)
-        finally:
-            torch.set_num_threads(before)
 
     def _run(self, cell: Cell, config: G2PConfig, ctx: RunContext) -> CellResult:
         data = self._data(config)

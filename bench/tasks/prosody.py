@@ -28,7 +28,7 @@ from bench.metrics.retrieval import recall_at_1
 from bench.models.batching import class_indices
 from bench.models.linear_probe import fit_linear
 from bench.models.logmel_features import features
-from bench.models.speaker_encoder import embed, one_thread_on_cpu
+from bench.models.speaker_encoder import embed
 from bench.models.speech_metric import SCALE_CONFIGS, MetricConfig, train_speech_encoder
 from bench.registry import register
 from bench.store import Cell
@@ -76,21 +76,12 @@ class ProsodyTask(Task):
     baseline = UNTRAINED
     table_metrics = ("accuracy", "macro_f1", "ece_before", "ece_after", "nll")
     suite_seeds = {"quick": 1}
+    cpu_threads = 1  # small convolutions: a second thread only slows them (harness)
 
     def config(self, scale: str) -> dict:
         return scale_config(MetricConfig, SCALE_CONFIGS, scale)
 
-    def data_identity(self, config: dict) -> dict:
-        return synthetic.identity(synthetic.ensure_corpus(config["corpus"]))
-
-    def dataset_card(self, config: dict) -> str:
-        return synthetic.card(synthetic.ensure_corpus(config["corpus"]))
-
     def run(self, cell: Cell, ctx: RunContext) -> CellResult:
-        with one_thread_on_cpu(ctx.device):
-            return self._run(cell, ctx)
-
-    def _run(self, cell: Cell, ctx: RunContext) -> CellResult:
         config = build_config(MetricConfig, cell.config)
         utts: list = []
         feats: list[torch.Tensor] = []

@@ -19,11 +19,10 @@ import numpy as np
 
 from bench import harness
 from bench.config import build_config, scale_config
-from bench.data import synthetic
 from bench.metrics.retrieval import recall_at_1, retrieval_items, retrieval_metrics_from_items
 from bench.models.batching import class_indices
 from bench.models.logmel_features import features
-from bench.models.speaker_encoder import embed, one_thread_on_cpu
+from bench.models.speaker_encoder import embed
 from bench.models.speech_metric import SCALE_CONFIGS, MetricConfig, train_speech_encoder
 from bench.registry import register
 from bench.store import Cell
@@ -56,21 +55,12 @@ class SpeakerTask(Task):
     baseline = UNTRAINED
     table_metrics = ("recall_at_1", "map_at_r", "nmi", "eer")
     suite_seeds = {"quick": 1}
+    cpu_threads = 1  # small convolutions: a second thread only slows them (harness)
 
     def config(self, scale: str) -> dict:
         return scale_config(MetricConfig, SCALE_CONFIGS, scale)
 
-    def data_identity(self, config: dict) -> dict:
-        return synthetic.identity(synthetic.ensure_corpus(config["corpus"]))
-
-    def dataset_card(self, config: dict) -> str:
-        return synthetic.card(synthetic.ensure_corpus(config["corpus"]))
-
     def run(self, cell: Cell, ctx: RunContext) -> CellResult:
-        with one_thread_on_cpu(ctx.device):
-            return self._run(cell, ctx)
-
-    def _run(self, cell: Cell, ctx: RunContext) -> CellResult:
         config = build_config(MetricConfig, cell.config)
         utts, feats = features(config.corpus, "train", config.n_mels)
         labels, _ = class_indices([u.speaker for u in utts])

@@ -126,12 +126,6 @@ class SSLPhonemeTask(Task):
     def config(self, scale: str) -> dict[str, Any]:
         return scale_config(SSLConfig, SCALE_CONFIGS, scale)
 
-    def data_identity(self, config: dict[str, Any]) -> Any:
-        return synthetic.identity(synthetic.ensure_corpus(config["corpus"]))
-
-    def dataset_card(self, config: dict[str, Any]) -> str:
-        return synthetic.card(synthetic.ensure_corpus(config["corpus"]))
-
     def metrics_from_items(self, items: Items, config: dict[str, Any]) -> dict[str, float]:
         return {"dev_per": per(items, "dev"), "test_per": per(items, "test")}
 

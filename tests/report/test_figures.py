@@ -21,7 +21,7 @@ from bench.report.task_figures import (
 from bench.store import Record, RunStore, stable_hash
 from bench.tasks.base import get_task
 
-REPORT = Path(__file__).parents[1] / "bench" / "report"
+REPORT = Path(__file__).parents[2] / "bench" / "report"
 
 # the tasks whose figures() method drew figures before the drawers moved to the report
 TASKS_WITH_FIGURES = (
