@@ -54,6 +54,11 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
         "--gate-speed", action="store_true", help="a speed regression also fails the comparison"
     )
     p.add_argument(
+        "--allow-unchecked",
+        action="store_true",
+        help="exit 0 even if cells of NEW have no comparable cell in OLD (not checked)",
+    )
+    p.add_argument(
         "--ignore",
         default="",
         help="compare cells even if these differ: version (the code changed, e.g. a refactor "
@@ -374,4 +379,16 @@ def cmd_compare(new: Path, old: Path, args, full: bool = False) -> int:
     print(compare.render(result, new, old, full=full), end="")
     path = compare.write(result, new, old)
     print(f"comparison: {path}")
+    unchecked = result.unchecked()
+    if unchecked and not args.allow_unchecked:
+        names = "; ".join(f"{r.task}[{r.method}] ({r.note or r.verdict})" for r in unchecked[:5])
+        more = f" and {len(unchecked) - 5} more" if len(unchecked) > 5 else ""
+        print(
+            f"error: {len(unchecked)} cell(s) of {new} have no comparable cell in {old}, so "
+            f"nothing checked them: {names}{more}. If the change is intended, refresh the "
+            f"baseline in a commit of its own: rm -rf {old} && python run_all.py --suite "
+            f"quick --quiet --out {old} (or pass --allow-unchecked to compare anyway)",
+            file=sys.stderr,
+        )
+        return 1
     return 1 if result.regressions() else 0

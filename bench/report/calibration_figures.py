@@ -160,5 +160,5 @@ def _ece_bars(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
         ax.legend()
         figures.save(fig, fig_dir, "calibration_ece", formats)
     return Figure(
-        "calibration_ece", "Test ECE per calibrator, mean and 95% bootstrap CI over seeds."
+        "calibration_ece", "Test ECE per calibrator, mean and Student-t 95% interval over seeds."
     )

@@ -5,7 +5,9 @@ both runs finished. A quality change counts as a regression only when it goes th
 way, is larger than the metric's tolerance (bench.metrics.METRICS) and is significant in
 a paired t-test over seeds (p < alpha). One seed gives no test, so such a change is
 reported as "not significant" and never gates. Cells whose config, data or task version
-differ are "not comparable" rather than regressed.
+differ are "not comparable" rather than regressed; such cells, and cells of NEW missing
+from OLD, were not checked, and the command fails on them (naming them and the command
+that refreshes the baseline) unless asked not to.
 
 Speed is compared as a ratio of throughputs, each divided by the matmul probe
 (``env["probe_gflops"]``) timed in its own run, so a slower machine does not look like a
@@ -52,6 +54,10 @@ class Row:
 class Comparison:
     rows: list[Row] = field(default_factory=list)
     gate_speed: bool = False
+
+    def unchecked(self) -> list[Row]:
+        """Cells of NEW with no comparable cell in OLD: nothing checked them."""
+        return [r for r in self.rows if r.verdict in (NOT_COMPARABLE, ONLY_NEW)]
 
     def regressions(self) -> list[Row]:
         gating = {WORSE, NEWLY_FAILING} | ({SLOWER} if self.gate_speed else set())
@@ -232,6 +238,12 @@ def render(comparison: Comparison, new_dir, old_dir, full: bool = True) -> str:
     lines = [f"# Comparison: {new_dir} against {old_dir}", "", f"Rows: {summary}.", ""]
     regressions = comparison.regressions()
     lines.append(f"**{len(regressions)} regression(s).**" if regressions else "**No regression.**")
+    unchecked = comparison.unchecked()
+    if unchecked:
+        lines += [
+            "",
+            f"**{len(unchecked)} cell(s) of the new run were not checked** (no comparable cell).",
+        ]
     lines.append("")
     quiet = {SAME, INFO}
     rows = [r for r in comparison.rows if full or r.verdict not in quiet]

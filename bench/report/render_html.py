@@ -42,9 +42,9 @@ def _table(section: TaskSection) -> str:
         label = html.escape(row.label) + (
             " (baseline)" if row.is_baseline and t.baseline_note else ""
         )
-        body.append(f"<tr><td>{label}</td>{''.join(cells)}</tr>")
+        body.append(f"<tr><td>{label}</td><td>{len(row.seeds)}</td>{''.join(cells)}</tr>")
     return (
-        f"<table><thead><tr><th>method</th>{head}</tr></thead>"
+        f"<table><thead><tr><th>method</th><th>n</th>{head}</tr></thead>"
         f"<tbody>{''.join(body)}</tbody></table>"
     )
 

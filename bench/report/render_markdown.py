@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from bench.report.model import ReportData, TaskSection
 from bench.report.summary import summary_markdown
-from bench.report.tables import SIGNIFICANCE, fmt, fmt_entry, header
+from bench.report.tables import DETERMINISTIC, SIGNIFICANCE, fmt, fmt_entry, header
 
 LEGEND = (
-    f"Values are mean ± half-width of the 95% bootstrap CI over seeds; **bold** is the best "
-    "mean per column among rows that share a baseline; † marks a difference from the baseline "
-    f"row significant at p < {SIGNIFICANCE} (paired t-test over seeds)."
+    "Values are mean ± half-width of the Student-t 95% interval of the mean over the n seeds "
+    f"of the row; {DETERMINISTIC} marks a cell whose value is identical on every seed (it does "
+    "not depend on the seed: no interval, no test); **bold** is the best mean per column "
+    "among rows that share a baseline; † marks a difference from the baseline row significant "
+    f"at p < {SIGNIFICANCE} in a paired t-test over seeds, after Holm's correction over the "
+    "rows of the column (one family of tests per column)."
 )
 
 
@@ -21,8 +24,8 @@ def column_title(metric: str) -> str:
 def table_markdown(section: TaskSection) -> list[str]:
     t = section.table
     lines = [
-        "| method | " + " | ".join(column_title(m) for m in t.metrics) + " |",
-        "|---|" + "---:|" * len(t.metrics),
+        "| method | n | " + " | ".join(column_title(m) for m in t.metrics) + " |",
+        "|---|---:|" + "---:|" * len(t.metrics),
     ]
     for row in t.rows:
         cells = []
@@ -34,7 +37,7 @@ def table_markdown(section: TaskSection) -> list[str]:
             text = fmt_entry(m, e) + (" †" if e.significant else "")
             cells.append(f"**{text}**" if e.best else text)
         label = row.label + (" (baseline)" if row.is_baseline and t.baseline_note else "")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | {len(row.seeds)} | " + " | ".join(cells) + " |")
     return lines
 
 

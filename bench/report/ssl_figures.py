@@ -74,7 +74,7 @@ def _per_bars(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
     return Figure(
         "ssl_per",
         "Phoneme error rate of the linear CTC probe per front end "
-        "(mean and 95% bootstrap CI over seeds).",
+        "(mean and Student-t 95% interval over seeds).",
     )
 
 

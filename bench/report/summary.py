@@ -69,7 +69,7 @@ def summary_markdown(data: ReportData) -> list[str]:
         "## Summary",
         "",
         "Best method per task on its headline metric, and its margin over its baseline "
-        "(† significant, paired t-test over seeds).",
+        "(† significant, paired t-test over seeds, Holm-adjusted over the rows of its column).",
         "",
         "| task | metric | best method | value | baseline | margin |",
         "|---|---|---|---:|---|---:|",

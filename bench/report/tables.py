@@ -1,4 +1,5 @@
-"""Aggregate records into per-task tables: mean ± 95% CI over seeds, best marked, paired test."""
+"""Aggregate records into per-task tables: mean ± Student-t 95% interval over seeds (n per
+row), deterministic cells marked, best marked, paired t-test against the baseline."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from bench.metrics import spec
-from bench.report.stats import Summary, mean_ci, paired_pvalue
+from bench.report.stats import Summary, holm, mean_ci, paired_pvalue
 from bench.store import Record
 
 SIGNIFICANCE = 0.05
+DETERMINISTIC = "(det.)"  # identical over the seeds: no interval, no test
 
 
 def method_label(method: dict[str, str]) -> str:
@@ -21,11 +23,12 @@ def method_label(method: dict[str, str]) -> str:
 class Entry:
     summary: Summary
     pvalue: float = math.nan  # paired test against the row's baseline
+    p_holm: float = math.nan  # the same, Holm-adjusted over the rows of the column
     best: bool = False
 
     @property
     def significant(self) -> bool:
-        return self.pvalue < SIGNIFICANCE
+        return self.p_holm < SIGNIFICANCE
 
 
 @dataclass
@@ -81,7 +84,9 @@ def fmt_entry(metric: str, entry: Entry) -> str:
     s = entry.summary
     digits = decimals(display(metric, s.mean)) if math.isfinite(s.mean) else None
     text = fmt(metric, s.mean, digits)
-    if s.n >= 2 and math.isfinite(s.half_width):
+    if s.deterministic:
+        text += f" {DETERMINISTIC}"
+    elif s.n >= 2 and math.isfinite(s.half_width):
         text += f" ± {fmt(metric, s.half_width, digits)}"
     return text
 
@@ -110,6 +115,10 @@ def build_table(task, records: list[Record]) -> Table:
                 )
             row.entries[metric] = entry
         rows.append(row)
+    for metric in metrics:  # one family per column: every row's test against its baseline
+        entries = [r.entries[metric] for r in rows if metric in r.entries]
+        for entry, adjusted in zip(entries, holm([e.pvalue for e in entries]), strict=True):
+            entry.p_holm = adjusted
     _mark_best(rows, metrics, task)
     note = ""
     if task.baseline:

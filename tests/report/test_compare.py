@@ -98,13 +98,19 @@ def test_one_seed_never_gates(tmp_path):
     assert _verdicts(result)["ece"] == NOT_SIGNIFICANT and not result.regressions()
 
 
-def test_changed_config_is_not_comparable_rather_than_regressed(tmp_path):
+def test_changed_config_is_not_comparable_rather_than_regressed(tmp_path, capsys):
     old = _write(tmp_path / "old", _records())
     new = _write(tmp_path / "new", _records(ece=[0.3, 0.3, 0.3], config={"epochs": 300}))
     result = compare_runs(new, old)
     assert [r.verdict for r in result.rows] == [NOT_COMPARABLE]
     assert "config" in result.rows[0].note
-    assert main(["compare", str(new), str(old)]) == 0
+    assert result.unchecked() == result.rows and not result.regressions()
+    # a cell nothing checked fails the command, naming it and the refresh command
+    assert main(["compare", str(new), str(old)]) == 1
+    err = capsys.readouterr().err
+    assert "calibration[classifier=cnn, calibrator=temperature] (config)" in err
+    assert f"rm -rf {old} && python run_all.py --suite quick" in err
+    assert main(["compare", str(new), str(old), "--allow-unchecked"]) == 0
 
 
 def test_changed_data_or_task_version_is_not_comparable(tmp_path):
@@ -181,3 +187,16 @@ def test_ignore_version_compares_a_refactor_across_code_versions(tmp_path, capsy
     assert main(["compare", str(new), str(old), "--ignore", "version"]) == 0
     assert main(["compare", str(new), str(old), "--ignore", "code"]) == 2
     assert "--ignore" in capsys.readouterr().err
+
+
+def test_a_cell_missing_from_the_baseline_is_unchecked_and_fails(tmp_path, capsys):
+    old = _write(tmp_path / "old", _records())
+    extra = _records()
+    for r in extra:
+        r.method = {"classifier": "cnn", "calibrator": "platt_top"}
+        r.cell_key = "x" + r.cell_key
+    new = _write(tmp_path / "new", _records() + extra)
+    result = compare_runs(new, old)
+    assert [r.method for r in result.unchecked()] == ["classifier=cnn, calibrator=platt_top"]
+    assert main(["compare", str(new), str(old)]) == 1
+    assert "platt_top" in capsys.readouterr().err

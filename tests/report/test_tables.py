@@ -65,3 +65,31 @@ def test_best_is_ranked_within_each_baseline_group():
         (r.method["classifier"], r.method["calibrator"]) for r in t.rows if r.entries["ece"].best
     }
     assert best == {("cnn", "temperature"), ("mlp", "temperature")}
+
+
+def test_column_p_values_are_holm_adjusted_and_rows_state_n():
+    from bench.report.stats import holm
+
+    t = table()
+    entries = [r.entries["ece"] for r in t.rows]
+    assert [e.p_holm for e in entries] == holm([e.pvalue for e in entries])
+    rows = {r.method["calibrator"]: r for r in t.rows}
+    raw, adjusted = (
+        rows["temperature"].entries["ece"].pvalue,
+        rows["temperature"].entries["ece"].p_holm,
+    )
+    assert adjusted == min(1.0, 2 * raw) or adjusted > raw  # two tests in the column
+    section = TaskSection(name="calibration", table=t, timing=[], seeds=[0, 1, 2, 3])
+    md = render_markdown(ReportData(run_id="r", env={}, sections=[section], n_ok=12, n_failed=0))
+    assert "| method | n |" in md and "| classifier=cnn, calibrator=temperature | 4 |" in md
+    assert "Holm" in md and "Student-t" in md
+
+
+def test_deterministic_cells_show_no_interval_and_no_test():
+    records = [rec("none", s, 0.10, 0.9) for s in range(3)]
+    records += [rec("temperature", s, 0.08, 0.9) for s in range(3)]
+    t = build_table(get_task("calibration"), records)
+    rows = {r.method["calibrator"]: r for r in t.rows}
+    entry = rows["temperature"].entries["ece"]
+    assert entry.summary.deterministic and not entry.significant
+    assert fmt_entry("ece", entry) == "8.00 (det.)"
