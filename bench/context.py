@@ -9,7 +9,6 @@ seed anything themselves, so a cell's seed alone fixes its data order, init and 
 from __future__ import annotations
 
 import dataclasses
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,22 +35,13 @@ class RunContext:
         return dataclasses.replace(self, seed=seed)
 
     # ---- random streams -------------------------------------------------------------
-    def _stream_seed(self, stream: str | None) -> int | list[int]:
-        if stream is None:
-            return self.seed
-        return [self.seed, zlib.crc32(stream.encode())]
+    def rng(self) -> np.random.Generator:
+        """A new numpy generator seeded with the cell's seed (each call starts afresh)."""
+        return np.random.default_rng(self.seed)
 
-    def rng(self, stream: str | None = None) -> np.random.Generator:
-        """A new numpy generator for this cell. Each call starts the stream afresh; name a
-        ``stream`` (e.g. "batches", "subset") for draws that must be independent."""
-        return np.random.default_rng(self._stream_seed(stream))
-
-    def generator(self, stream: str | None = None) -> torch.Generator:
-        """A new CPU torch generator for this cell (same rules as ``rng``)."""
-        seed = self._stream_seed(stream)
-        if isinstance(seed, list):
-            seed = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0] >> 1)
-        return torch.Generator().manual_seed(seed)
+    def generator(self) -> torch.Generator:
+        """A new CPU torch generator seeded with the cell's seed (each call starts afresh)."""
+        return torch.Generator().manual_seed(self.seed)
 
     # ---- harness services -----------------------------------------------------------
     def progress(self, iterable: Iterable | None = None, **kwargs: Any) -> tqdm:

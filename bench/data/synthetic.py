@@ -10,7 +10,6 @@ leaves a half corpus that looks finished. Each speaker is synthesised in a fresh
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from bench import harness
 from bench.data import lexicon, phonemes
 from bench.data.espeak import EspeakError, Voice
 from bench.data.items import PhoneSegment, Utterance
@@ -159,19 +159,6 @@ def _synthesize_shard(shard: list[tuple[str, str, Voice, int]]):
     return pickle.loads(proc.stdout)
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int):
-    """Resample on one thread: the espeak workers use the other cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @functools.cache
 def _resampler(rate: int):
     """torchaudio's windowed-sinc resampler to 16 kHz (its kernel is built once per rate)."""
@@ -214,7 +201,10 @@ def build(config: CorpusConfig, out_dir: Path, jobs: int = 1, progress=None) -> 
     audio_seconds = 0.0
     rows = []
     # a fresh espeak process per speaker makes builds byte-identical; threads only wait
-    with ThreadPoolExecutor(max_workers=jobs) as pool, _torch_threads(1):
+    with (
+        ThreadPoolExecutor(max_workers=jobs) as pool,
+        harness.torch_threads(1),
+    ):  # resample on one thread: espeak uses the others
         results = pool.map(_synthesize_shard, shards)
         bar = (
             progress(results, total=len(shards), desc="synthesise", unit="shard")
