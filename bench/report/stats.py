@@ -32,7 +32,7 @@ def mean_ci(values: list[float | None], confidence: float = 0.95) -> Summary:
     """Mean and Student-t interval over seeds: mean ± t(1 − α/2, n − 1) · s / √n.
 
     Exact coverage for normal data at any n ≥ 2 (the percentile bootstrap it replaces
-    covered 47% at n = 2 and 77% at n = 3); NaN interval with one value."""
+    covered 51%, 75% and 81% at n = 2, 3, 5 in simulation); NaN interval with one value."""
     vals = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     n = len(vals)
     if n == 0:
