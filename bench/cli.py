@@ -372,7 +372,7 @@ def cmd_compare(new: Path, old: Path, args, full: bool = False) -> int:
     ignore = tuple(k.strip() for k in args.ignore.split(",") if k.strip())
     try:
         result = compare.compare_runs(
-            new, old, args.alpha, args.speed_tolerance, args.gate_speed, ignore
+            new, old, args.alpha, args.speed_tolerance, ignore=ignore
         )
     except ValueError as exc:
         raise UsageError(f"--ignore: {exc}") from None

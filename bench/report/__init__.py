@@ -1,6 +1,8 @@
-"""Reports from records alone: report.md, self-contained report.html, tables.tex, figures/.
+"""Reports from records alone: report.md, self-contained report.html, tables.tex, tests.csv,
+figures/.
 
-Nothing here trains or evaluates: every number comes from the run's records.jsonl, so a
+Nothing here trains or evaluates: every number comes from the run's records.jsonl and
+per-item results (items/), so a
 report can be regenerated at any time with ``python run_all.py report DIR``.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.report.baseline_tests import write_tests_csv
 from bench.report.figures import FORMATS
 from bench.report.model import ReportData, build_report_data
 from bench.report.render_html import render_html
@@ -33,6 +36,7 @@ def write_report(
     write_atomic(paths["markdown"], render_markdown(data))
     write_atomic(paths["html"], render_html(data, run_dir))
     write_atomic(paths["latex"], render_latex(data))
+    paths["tests"] = write_tests_csv(run_dir / "tests.csv", [s.table for s in data.sections])
     return paths
 
 

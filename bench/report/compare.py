@@ -1,17 +1,23 @@
-"""Compare two run folders cell by cell: what got better, worse, slower, or newly fails.
+"""Compare two run folders cell by cell: what got better, worse, or newly fails.
 
 Cells are matched by (task, method, scale, seed); each metric is compared over the seeds
 both runs finished. A quality change counts as a regression only when it goes the wrong
-way, is larger than the metric's tolerance (bench.metrics.METRICS) and is significant in
-a paired t-test over seeds (p < alpha). One seed gives no test, so such a change is
-reported as "not significant" and never gates. Cells whose config, data or task version
-differ are "not comparable" rather than regressed; such cells, and cells of NEW missing
-from OLD, were not checked, and the command fails on them (naming them and the command
-that refreshes the baseline) unless asked not to.
+way, is larger than the metric's tolerance (bench.metrics.METRICS) and is significant
+(p < alpha): by the paired test over test items pooled across seeds
+(``bench.report.item_stats``: bootstrap, McNemar for 0/1 metrics) where both runs wrote
+per-item results, so that a one-seed run gates too; else by a paired t-test over seeds.
 
-Speed is compared as a ratio of throughputs, each divided by the matmul probe
-(``env["probe_gflops"]``) timed in its own run, so a slower machine does not look like a
-slower method; it gates only when asked (``gate_speed``).
+Cells are comparable when their config and data hashes agree; a changed task version (the
+code changed) is what a regression gate is for, so such cells are compared and the row
+says "code changed". Cells whose config or data differ are "not comparable"; they, and
+cells of NEW missing from OLD, were not checked, and the command fails on them (naming them
+and the command that refreshes the baseline) unless asked not to. A cell whose test items
+differ from OLD's (an evaluation that dropped or added items) fails as "items differ".
+
+Stored timings are shown as ratios (each run's throughput divided by its own matmul probe,
+``env["probe_gflops"]``) but never gated: timings from two runs at different times on a
+shared machine do not make a test. ``compare --against REF`` (``bench.against``) times both
+versions interleaved and gates on those paired timings.
 """
 
 from __future__ import annotations
@@ -25,11 +31,17 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from bench import registry
 from bench.metrics import METRICS, TIMING_UNITS
-from bench.store import Record, latest_records, stable_hash
+from bench.metrics.weighted import ItemForm
+from bench.report import item_stats
+from bench.report.item_stats import ItemsDiffer
+from bench.store import Record, latest_records, read_items, stable_hash
+from bench.tasks.base import get_task
 
 BETTER, WORSE, SAME, NOT_SIGNIFICANT = "better", "worse", "same", "not significant"
 NOT_COMPARABLE, NEWLY_FAILING, INFO = "not comparable", "newly failing", "info"
+ITEMS_DIFFER = "items differ"
 FASTER, SLOWER = "faster", "slower"
 ONLY_NEW, ONLY_OLD = "only in new", "only in old"
 
@@ -60,7 +72,7 @@ class Comparison:
         return [r for r in self.rows if r.verdict in (NOT_COMPARABLE, ONLY_NEW)]
 
     def regressions(self) -> list[Row]:
-        gating = {WORSE, NEWLY_FAILING} | ({SLOWER} if self.gate_speed else set())
+        gating = {WORSE, NEWLY_FAILING, ITEMS_DIFFER} | ({SLOWER} if self.gate_speed else set())
         return [r for r in self.rows if r.verdict in gating]
 
     def counts(self) -> dict[str, int]:
@@ -79,19 +91,14 @@ def method_label(method: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in method.items())
 
 
-COMPARABILITY = ("config", "data", "version")
+COMPARABILITY = ("config", "data")
 
 
 def comparability(record: Record, ignore: tuple[str, ...] = ()) -> tuple[object, ...]:
-    """Config hash, data hash and task version: equal for cells that may be compared.
+    """Config hash and data hash: equal for cells that may be compared.
 
-    ``ignore`` drops some of them, e.g. ("version",) to ask whether a change of the code
-    moved any result (a refactor), or ("data",) after a change of how data is hashed."""
-    parts = {
-        "config": stable_hash(record.config),
-        "data": record.env.get("data_hash"),
-        "version": record.env.get("task_version"),
-    }
+    ``ignore`` drops some of them, e.g. ("data",) after a change of how data is hashed."""
+    parts = {"config": stable_hash(record.config), "data": record.env.get("data_hash")}
     return tuple(v for k, v in parts.items() if k not in ignore)
 
 
@@ -100,7 +107,6 @@ def compare_runs(
     old_dir: str | Path,
     alpha: float = 0.05,
     speed_tolerance: float = 0.25,
-    gate_speed: bool = False,
     ignore: tuple[str, ...] = (),
 ) -> Comparison:
     """Every (task, method, metric) present in both runs, with its verdict.
@@ -122,52 +128,94 @@ def compare_runs(
     )
     for key in sorted(set(new) | set(old), key=str):
         groups[key[:3]].append((old.get(key), new.get(key)))
-    result = Comparison(gate_speed=gate_speed)
+    runs = _Runs(Path(new_dir), Path(old_dir), alpha, speed_tolerance, ignore)
+    result = Comparison()
     for (task, method, _scale), pairs in sorted(groups.items()):
-        result.rows.extend(_compare_group(task, method, pairs, alpha, speed_tolerance, ignore))
+        result.rows.extend(runs.compare_group(task, method, pairs))
     return result
 
 
-def _compare_group(task, method, pairs, alpha, speed_tolerance, ignore=()) -> list[Row]:
-    olds = [o for o, _ in pairs if o is not None]
-    news = [n for _, n in pairs if n is not None]
-    if not olds:
-        return [Row(task, method, "-", ONLY_NEW, seeds=len(news))]
-    if not news:
-        return [Row(task, method, "-", ONLY_OLD, seeds=len(olds))]
-    failing = [n for o, n in pairs if o and n and o.status == "ok" and n.status != "ok"]
-    if failing:
-        error = (failing[0].error or "").splitlines()[0] if failing[0].error else ""
-        return [Row(task, method, "-", NEWLY_FAILING, seeds=len(failing), note=error)]
-    both = [(o, n) for o, n in pairs if o and n and o.status == "ok" and n.status == "ok"]
-    if not both:
-        return []
-    if any(comparability(o, ignore) != comparability(n, ignore) for o, n in both):
-        o, n = both[0]
-        kept = [k for k in COMPARABILITY if k not in ignore]
-        what = [
-            name.replace("version", "task version")
-            for name, a, b in zip(
-                kept, comparability(o, ignore), comparability(n, ignore), strict=True
-            )
-            if a != b
-        ]
-        return [Row(task, method, "-", NOT_COMPARABLE, seeds=len(both), note=", ".join(what))]
-    rows = []
-    metrics = sorted(set.intersection(*(set(o.metrics) & set(n.metrics) for o, n in both)))
-    for metric in metrics:
-        rows.append(_quality_row(task, method, metric, both, alpha))
-    timings = sorted(
-        set.intersection(*(set(o.timing) & set(n.timing) for o, n in both)) & set(TIMING_UNITS)
-    )
-    for key in timings:
-        row = _speed_row(task, method, key, both, speed_tolerance)
-        if row is not None:
+@dataclass
+class _Runs:
+    """The two run folders and the options of one comparison."""
+
+    new_dir: Path
+    old_dir: Path
+    alpha: float
+    speed_tolerance: float
+    ignore: tuple[str, ...]
+
+    def compare_group(self, task, method, pairs) -> list[Row]:
+        olds = [o for o, _ in pairs if o is not None]
+        news = [n for _, n in pairs if n is not None]
+        if not olds:
+            return [Row(task, method, "-", ONLY_NEW, seeds=len(news))]
+        if not news:
+            return [Row(task, method, "-", ONLY_OLD, seeds=len(olds))]
+        failing = [n for o, n in pairs if o and n and o.status == "ok" and n.status != "ok"]
+        if failing:
+            error = (failing[0].error or "").splitlines()[0] if failing[0].error else ""
+            return [Row(task, method, "-", NEWLY_FAILING, seeds=len(failing), note=error)]
+        both = [(o, n) for o, n in pairs if o and n and o.status == "ok" and n.status == "ok"]
+        if not both:
+            return []
+        ignore = self.ignore
+        if any(comparability(o, ignore) != comparability(n, ignore) for o, n in both):
+            o, n = both[0]
+            kept = [k for k in COMPARABILITY if k not in ignore]
+            pairs_ = zip(kept, comparability(o, ignore), comparability(n, ignore), strict=True)
+            what = [name for name, a, b in pairs_ if a != b]
+            return [Row(task, method, "-", NOT_COMPARABLE, seeds=len(both), note=", ".join(what))]
+        changed = any(o.env.get("task_version") != n.env.get("task_version") for o, n in both)
+        rows = []
+        items = self._items(task, both)
+        metrics = sorted(set.intersection(*(set(o.metrics) & set(n.metrics) for o, n in both)))
+        for metric in metrics:
+            row = _quality_row(task, method, metric, both, self.alpha, items)
+            if changed:
+                row.note = "; ".join(x for x in ("code changed", row.note) if x)
             rows.append(row)
-    return rows
+        timings = sorted(
+            set.intersection(*(set(o.timing) & set(n.timing) for o, n in both)) & set(TIMING_UNITS)
+        )
+        for key in timings:
+            speed = _speed_row(task, method, key, both, self.speed_tolerance)
+            if speed is not None:
+                rows.append(speed)
+        return rows
+
+    def _items(self, task_name: str, both) -> _ItemPairs | None:
+        """The per-item results of both runs' cells, with the task's item forms (None
+        unless every cell of both runs wrote them)."""
+        try:
+            task = get_task(task_name)
+        except registry.UnknownNameError:
+            return None
+        new = {n.seed: read_items(self.new_dir, n.cell_key) for _, n in both}
+        old = {o.seed: read_items(self.old_dir, o.cell_key) for o, _ in both}
+        if not all(new.values()) or not all(old.values()):
+            return None
+        return _ItemPairs(task.item_forms(both[0][1].config), new, old)
 
 
-def _quality_row(task, method, metric, both, alpha) -> Row:
+@dataclass
+class _ItemPairs:
+    forms: dict[str, ItemForm]
+    new: dict[int, dict]  # seed -> items
+    old: dict[int, dict]
+
+    def test(self, metric: str) -> item_stats.ItemTest | None:
+        """Paired test over items of new − old (ItemsDiffer when the items changed)."""
+        form = self.forms.get(metric)
+        if form is None:
+            return None
+        new, old = item_stats.replicates(form, self.new), item_stats.replicates(form, self.old)
+        if new is None or old is None:
+            return None
+        return item_stats.paired_test(form, new, old, self.new, self.old)
+
+
+def _quality_row(task, method, metric, both, alpha, items: _ItemPairs | None = None) -> Row:
     spec = METRICS.get(metric)
     old = np.array([o.metrics[metric] for o, _ in both], dtype=float)
     new = np.array([n.metrics[metric] for _, n in both], dtype=float)
@@ -178,12 +226,24 @@ def _quality_row(task, method, metric, both, alpha) -> Row:
     if spec is None or not spec.ranked or not (np.isfinite(old).all() and np.isfinite(new).all()):
         row.verdict = INFO
         return row
+    try:
+        test = items.test(metric) if items is not None else None
+    except ItemsDiffer as exc:
+        row.verdict, row.note = ITEMS_DIFFER, str(exc)
+        return row
     if abs(delta) <= spec.tolerance:
         return row
-    row.p = _paired_p(new - old)
     improved = (delta > 0) == spec.higher_is_better
+    if test is not None:
+        row.p = test.p
+        seed_p = _paired_p(new - old)
+        row.note = f"paired {test.test} over {test.seeds}×{test.items} items" + (
+            f"; seeds p = {seed_p:.3g}" if seed_p is not None else ""
+        )
+    else:
+        row.p = _paired_p(new - old)
     if row.p is None:
-        row.verdict, row.note = NOT_SIGNIFICANT, "one seed: no paired test"
+        row.verdict, row.note = NOT_SIGNIFICANT, "one seed and no items: no paired test"
     elif row.p < alpha:
         row.verdict = BETTER if improved else WORSE
     else:
@@ -227,7 +287,7 @@ def _speed_row(task, method, key, both, tolerance) -> Row | None:
         "ratio new/old"
         if key in NOT_PROBE_NORMALISED
         else "speed ratio new/old, normalised by each run's matmul probe"
-    )
+    ) + "; stored timings: not gated"
     return Row(task, method, key, verdict, delta=ratio, seeds=len(ratios), note=note)
 
 

@@ -13,7 +13,7 @@ from bench.report.dataset_cards import card_section
 from bench.report.figures import FORMATS, Figure
 from bench.report.tables import Table, build_table, timing_rows
 from bench.report.task_figures import draw_task_figures
-from bench.store import Record, latest_records
+from bench.store import Record, latest_records, read_items
 from bench.tasks.base import get_task
 
 TIMING_KEYS = tuple(TIMING_UNITS)  # every timing key with a declared unit
@@ -63,7 +63,7 @@ def build_report_data(
         sections.append(
             TaskSection(
                 name=task_name,
-                table=build_table(task, recs),
+                table=build_table(task, recs, lambda r: read_items(run_dir, r.cell_key) or None),
                 timing=timing_rows(recs, TIMING_KEYS),
                 figures=figs,
                 failed=[r for r in recs if r.status != "ok"],

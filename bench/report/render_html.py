@@ -6,6 +6,7 @@ import base64
 import html
 from pathlib import Path
 
+from bench.report.baseline_tests import HEADER, power_line, tests_cells, tests_intro
 from bench.report.model import ReportData, TaskSection
 from bench.report.render_markdown import LEGEND, column_title
 from bench.report.summary import summary_rows
@@ -85,6 +86,20 @@ def _method(method: dict[str, str]) -> str:
     return html.escape(", ".join(f"{k}={v}" for k, v in method.items()))
 
 
+def _tests(section: TaskSection) -> str:
+    cells = tests_cells(section.table)
+    if not cells or section.table.headline is None:
+        return ""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells
+    )
+    return (
+        f"<h3>Tests against the baseline</h3><p>{html.escape(tests_intro(section.table.headline))}"
+        f"</p><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
 def render_html(data: ReportData, run_dir: Path) -> str:
     e = {k: html.escape(str(v)) for k, v in data.env.items()}
     run_id = html.escape(data.run_id)
@@ -116,6 +131,9 @@ def render_html(data: ReportData, run_dir: Path) -> str:
             f"<p>Task <code>{s.name}</code>, seeds {s.seeds}. {note}</p>",
             _table(s),
             f'<p class="legend">{legend}</p>',
+            f'<p class="legend">{html.escape(power_line(s.table))}</p>',
+            _tests(s),
+            *(f'<p class="legend">{html.escape(n)}</p>' for n in s.table.notes),
             _timing(s),
         ]
         parts += [_figure(run_dir, f.stem, f.caption) for f in s.figures]

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from bench.report.baseline_tests import power_line, tests_markdown
 from bench.report.model import ReportData, TaskSection
 from bench.report.summary import summary_markdown
 from bench.report.tables import DETERMINISTIC, SIGNIFICANCE, fmt, fmt_entry, header
 
 LEGEND = (
     "Values are mean ± half-width of the Student-t 95% interval of the mean over the n seeds "
-    f"of the row; {DETERMINISTIC} marks a cell whose value is identical on every seed (it does "
-    "not depend on the seed: no interval, no test); **bold** is the best mean per column "
-    "among rows that share a baseline; † marks a difference from the baseline row significant "
-    f"at p < {SIGNIFICANCE} in a paired t-test over seeds, after Holm's correction over the "
-    "rows of the column (one family of tests per column)."
+    "of the row (the spread due to training), then [± half-width of the 95% bootstrap "
+    "interval over the test items, pooled across the seeds] (the spread due to the finite "
+    f"test set); {DETERMINISTIC} marks a cell whose value is identical on every seed (it does "
+    "not depend on the seed: no seed interval, no t-test); **bold** is the best mean per "
+    "column among rows that share a baseline; † marks a difference from the baseline row "
+    f"significant at p < {SIGNIFICANCE} after Holm's correction over the rows of the column, "
+    "by the paired test over items (bootstrap; McNemar for accuracies) where the cells wrote "
+    "per-item results, else by the paired t-test over seeds."
 )
 
 
@@ -75,6 +79,13 @@ def render_markdown(data: ReportData) -> str:
             "",
         ]
         out += table_markdown(section) + ["", LEGEND, ""]
+        power = power_line(section.table)
+        if power:
+            out += [power, ""]
+        tests = tests_markdown(section.table)
+        if tests:
+            out += ["### Tests against the baseline", ""] + tests + [""]
+        out += [f"- {note}" for note in section.table.notes] + [""] * bool(section.table.notes)
         timing = timing_markdown(section)
         if timing:
             out += ["### Speed (median over seeds)", ""] + timing + [""]

@@ -69,7 +69,8 @@ def summary_markdown(data: ReportData) -> list[str]:
         "## Summary",
         "",
         "Best method per task on its headline metric, and its margin over its baseline "
-        "(† significant, paired t-test over seeds, Holm-adjusted over the rows of its column).",
+        "(† significant after Holm over the rows of its column: paired test over items where "
+        "the cells wrote them, else paired t-test over seeds).",
         "",
         "| task | metric | best method | value | baseline | margin |",
         "|---|---|---|---:|---|---:|",

@@ -1,13 +1,20 @@
 """Aggregate records into per-task tables: mean ± Student-t 95% interval over seeds (n per
-row), deterministic cells marked, best marked, paired t-test against the baseline."""
+row) and, where the cells wrote per-item results, the bootstrap interval over test items;
+deterministic cells marked, best marked; each row tested against its baseline row over
+items (paired bootstrap or McNemar) and over seeds (paired t-test), Holm-corrected per
+column; the smallest difference each column could detect stated."""
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench.metrics import spec
+from bench.report import item_stats
+from bench.report.item_stats import ItemsDiffer, ItemTest, Replicates
 from bench.report.stats import Summary, holm, mean_ci, paired_pvalue
 from bench.store import Record
 
@@ -21,13 +28,26 @@ def method_label(method: dict[str, str]) -> str:
 
 @dataclass
 class Entry:
-    summary: Summary
-    pvalue: float = math.nan  # paired test against the row's baseline
+    summary: Summary  # over seeds
+    pvalue: float = math.nan  # paired t-test over seeds against the row's baseline
     p_holm: float = math.nan  # the same, Holm-adjusted over the rows of the column
     best: bool = False
+    item_lo: float = math.nan  # bootstrap 95% interval over test items of the seed mean
+    item_hi: float = math.nan
+    items_test: ItemTest | None = None  # paired test over items against the baseline
+    p_items_holm: float = math.nan
+    mde_seeds: float = math.nan  # smallest difference the seed test detects (80% power)
+
+    @property
+    def item_half_width(self) -> float:
+        return (self.item_hi - self.item_lo) / 2
 
     @property
     def significant(self) -> bool:
+        """Against the baseline, after Holm: by the test over items where the cells wrote
+        items, else by the paired t-test over seeds."""
+        if math.isfinite(self.p_items_holm):
+            return self.p_items_holm < SIGNIFICANCE
         return self.p_holm < SIGNIFICANCE
 
 
@@ -37,10 +57,20 @@ class Row:
     seeds: list[int]
     entries: dict[str, Entry] = field(default_factory=dict)
     is_baseline: bool = False
+    baseline: dict[str, str] | None = None  # the row it is tested against
 
     @property
     def label(self) -> str:
         return method_label(self.method)
+
+
+@dataclass(frozen=True)
+class Power:
+    """The smallest difference from the baseline a column could detect (α = 0.05, 80%
+    power), median over the rows tested: by the test over items and over seeds."""
+
+    items: float
+    seeds: float
 
 
 @dataclass
@@ -50,6 +80,9 @@ class Table:
     metrics: list[str]
     rows: list[Row]
     baseline_note: str = ""
+    headline: str | None = None
+    power: dict[str, Power] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # e.g. test items that differ
 
 
 def header(metric: str) -> tuple[str, str, str]:
@@ -88,37 +121,87 @@ def fmt_entry(metric: str, entry: Entry) -> str:
         text += f" {DETERMINISTIC}"
     elif s.n >= 2 and math.isfinite(s.half_width):
         text += f" ± {fmt(metric, s.half_width, digits)}"
+    if math.isfinite(entry.item_half_width):
+        text += f" [± {fmt(metric, entry.item_half_width, digits)}]"
     return text
 
 
-def build_table(task, records: list[Record]) -> Table:
-    """One table: rows are method combinations, columns are the task's table metrics."""
+ItemsOf = Callable[[Record], dict | None]  # a record's per-item results, or None
+
+
+def build_table(task, records: list[Record], items_of: ItemsOf | None = None) -> Table:
+    """One table: rows are method combinations, columns are the task's table metrics.
+
+    ``items_of`` loads a record's per-item results (None: none were written); without it
+    the table has only the statistics over seeds."""
     ok = [r for r in records if r.status == "ok"]
     by_method: dict[tuple, dict[int, Record]] = defaultdict(dict)
     for rec in ok:
         by_method[tuple(rec.method.items())][rec.seed] = rec
     metrics = [m for m in task.table_metrics if any(m in r.metrics for r in ok)]
+    items = _load_items(by_method, items_of)
+    forms = task.item_forms(ok[0].config) if ok and items else {}
+    replicas: dict[tuple[tuple, str], Replicates | None] = {}
     rows: list[Row] = []
+    notes: list[str] = []
     for key, by_seed in by_method.items():
         method = dict(key)
         seeds = sorted(by_seed)
-        row = Row(method=method, seeds=seeds, is_baseline=task.baseline_of(method) is None)
-        base = by_method.get(tuple((task.baseline_of(method) or {}).items()))
+        row = Row(
+            method=method,
+            seeds=seeds,
+            is_baseline=task.baseline_of(method) is None,
+            baseline=task.baseline_of(method),
+        )
+        base_key = tuple((task.baseline_of(method) or {}).items())
+        base = by_method.get(base_key)
         for metric in metrics:
             values = [by_seed[s].metrics.get(metric) for s in seeds]
             entry = Entry(mean_ci(values))
+            if metric in forms and key in items:
+                rep = _replicates(replicas, key, metric, forms[metric], items[key])
+                if rep is not None:
+                    entry.item_lo, entry.item_hi = item_stats.interval(rep.mean(seeds)[1])
             if base is not None:
                 common = [s for s in seeds if s in base]
-                entry.pvalue = paired_pvalue(
-                    [by_seed[s].metrics.get(metric) for s in common],
-                    [base[s].metrics.get(metric) for s in common],
+                new = [by_seed[s].metrics.get(metric) for s in common]
+                old = [base[s].metrics.get(metric) for s in common]
+                entry.pvalue = paired_pvalue(new, old)
+                entry.mde_seeds = item_stats.seed_mde(
+                    [math.nan if v is None else v for v in new],
+                    [math.nan if v is None else v for v in old],
                 )
+                if metric in forms and key in items and base_key in items:
+                    rep = _replicates(replicas, key, metric, forms[metric], items[key])
+                    old_rep = _replicates(
+                        replicas, base_key, metric, forms[metric], items[base_key]
+                    )
+                    if rep is not None and old_rep is not None:
+                        try:
+                            entry.items_test = item_stats.paired_test(
+                                forms[metric], rep, old_rep, items[key], items[base_key]
+                            )
+                        except ItemsDiffer as exc:
+                            notes.append(
+                                f"{method_label(method)}, {metric}: no test over "
+                                f"items, the test items differ from the baseline's "
+                                f"({exc})"
+                            )
             row.entries[metric] = entry
         rows.append(row)
+    power: dict[str, Power] = {}
     for metric in metrics:  # one family per column: every row's test against its baseline
         entries = [r.entries[metric] for r in rows if metric in r.entries]
         for entry, adjusted in zip(entries, holm([e.pvalue for e in entries]), strict=True):
             entry.p_holm = adjusted
+        tested = [e for e in entries if e.items_test is not None]
+        p_items = holm([e.items_test.p for e in tested if e.items_test is not None])
+        for entry, adjusted in zip(tested, p_items, strict=True):
+            entry.p_items_holm = adjusted
+        power[metric] = Power(
+            _median([e.items_test.mde for e in tested if e.items_test is not None]),
+            _median([e.mde_seeds for e in entries]),
+        )
     _mark_best(rows, metrics, task)
     note = ""
     if task.baseline:
@@ -129,7 +212,34 @@ def build_table(task, records: list[Record]) -> Table:
         metrics=metrics,
         rows=rows,
         baseline_note=note,
+        headline=task.headline if task.headline in metrics else (metrics or [None])[0],
+        power=power,
+        notes=notes,
     )
+
+
+def _load_items(by_method, items_of: ItemsOf | None) -> dict[tuple, dict[int, dict]]:
+    """method key -> seed -> items, for the methods whose every seed wrote items."""
+    if items_of is None:
+        return {}
+    out: dict[tuple, dict[int, dict]] = {}
+    for key, by_seed in by_method.items():
+        loaded = {seed: items_of(rec) for seed, rec in by_seed.items()}
+        complete = {seed: v for seed, v in loaded.items() if v is not None}
+        if len(complete) == len(loaded):
+            out[key] = complete
+    return out
+
+
+def _replicates(cache, key, metric, form, items) -> Replicates | None:
+    if (key, metric) not in cache:
+        cache[key, metric] = item_stats.replicates(form, items)
+    return cache[key, metric]
+
+
+def _median(values: list[float]) -> float:
+    kept = [v for v in values if math.isfinite(v)]
+    return statistics.median(kept) if kept else math.nan
 
 
 def _mark_best(rows: list[Row], metrics: list[str], task) -> None:

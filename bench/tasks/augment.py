@@ -24,6 +24,7 @@ from torch import nn
 from bench import registry
 from bench.config import build_config, scale_config
 from bench.data.seen_speakers import load_audio, seen_speaker_splits
+from bench.metrics import weighted
 from bench.models.batching import class_indices
 from bench.models.frontends import LogMel
 from bench.models.speaker_encoder import Encoder, pad
@@ -188,6 +189,12 @@ class AugmentTask(Task):
         return CellResult(
             metrics=metrics, curves=curves, timing=result.timing, items={"test": test}
         )
+
+    def item_forms(self, config) -> dict[str, weighted.ItemForm]:
+        return {
+            f"acc_{c}": weighted.Mean("test", weighted.column(f"correct_{c}"), binary=True)
+            for c in CONDITIONS
+        }
 
     def metrics_from_items(self, items, config) -> dict[str, float]:
         test = items["test"]

@@ -18,6 +18,7 @@ import numpy as np
 from bench import registry
 from bench.context import RunContext
 from bench.data import synthetic
+from bench.metrics.weighted import ItemForm
 from bench.sources import source_hash
 from bench.store import Cell, stable_hash
 
@@ -172,6 +173,12 @@ class Task:
         """The aggregate metrics that are computed from per-item results, recomputed from
         ``items`` (``run`` computes them through this, and a test checks the identity)."""
         raise NotImplementedError
+
+    def item_forms(self, config: dict[str, Any]) -> dict[str, ItemForm]:
+        """The table metrics that resampling the test items can recompute, each as a
+        function of item weights (``bench.metrics.weighted``), with the definitions of
+        ``metrics_from_items``; paired tests over items use them. Default: none."""
+        return {}
 
     # ---- comparability --------------------------------------------------------------
     @property

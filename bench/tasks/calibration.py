@@ -26,6 +26,7 @@ from bench import harness, registry
 from bench.config import build_config, scale_config
 from bench.context import RunContext
 from bench.data.digits import load_digits_split
+from bench.metrics import weighted
 from bench.metrics.calibration import metrics_from_items
 from bench.registry import register
 from bench.scoring import score_calibrator
@@ -169,6 +170,9 @@ class CalibrationTask(Task):
         )
         curves.update(trained["curves"])
         return CellResult(metrics, curves, {**trained["timing"], **timing}, {"test": items})
+
+    def item_forms(self, config) -> dict[str, weighted.ItemForm]:
+        return weighted.classifier_forms("test", build_config(CalibrationConfig, config).n_bins)
 
     def metrics_from_items(self, items, config) -> dict[str, float]:
         return metrics_from_items(

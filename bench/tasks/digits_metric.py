@@ -24,6 +24,7 @@ from sklearn.datasets import load_digits
 
 from bench import registry
 from bench.config import build_config, scale_config
+from bench.metrics import weighted
 from bench.metrics.retrieval import recall_at_1, retrieval_items, retrieval_metrics_from_items
 from bench.models.batching import sample_batch
 from bench.models.metric_training import Batch, build_loss_and_miner, train_metric
@@ -165,6 +166,9 @@ class DigitsMetricTask(Task):
         metrics = self.metrics_from_items(items, cell.config)
         metrics["parameters"] = sum(p.numel() for p in model.parameters())
         return CellResult(metrics=metrics, curves=curves, timing=timing, items=items)
+
+    def item_forms(self, config) -> dict[str, weighted.ItemForm]:
+        return weighted.retrieval_forms()
 
     def metrics_from_items(self, items, config) -> dict[str, float]:
         return retrieval_metrics_from_items(items)

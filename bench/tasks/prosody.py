@@ -23,6 +23,7 @@ from bench import registry
 from bench.config import build_config, scale_config
 from bench.data import synthetic
 from bench.data.seen_speakers import seen_speaker_splits
+from bench.metrics import weighted
 from bench.metrics.calibration import calibration_items, ece_from_items
 from bench.metrics.retrieval import recall_at_1
 from bench.models.batching import class_indices
@@ -130,6 +131,16 @@ class ProsodyTask(Task):
         ).tolist()
         curves["classes"] = classes
         return CellResult(metrics=metrics, curves=curves, timing=timing, items={"test": test})
+
+    def item_forms(self, config) -> dict[str, weighted.ItemForm]:
+        ece = weighted.BinnedCalibration
+        return {
+            "accuracy": weighted.Mean("test", weighted.column("correct"), binary=True),
+            "macro_f1": weighted.MacroF1("test", "label", "pred"),
+            "ece_before": ece("test", "confidence_before", "correct"),
+            "ece_after": ece("test", "confidence_after", "correct_after"),
+            "nll": weighted.Mean("test", weighted.column("nll")),
+        }
 
     def metrics_from_items(self, items, config) -> dict[str, float]:
         test = items["test"]

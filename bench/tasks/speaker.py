@@ -19,6 +19,7 @@ import numpy as np
 
 from bench import harness
 from bench.config import build_config, scale_config
+from bench.metrics import weighted
 from bench.metrics.retrieval import recall_at_1, retrieval_items, retrieval_metrics_from_items
 from bench.models.batching import class_indices
 from bench.models.logmel_features import features
@@ -89,6 +90,9 @@ class SpeakerTask(Task):
         curves["test_speakers"] = t_labels
         timing["eval_samples_per_s"] = len(t_feats) / (eval_t.median_ms / 1e3)
         return CellResult(metrics=metrics, curves=curves, timing=timing, items=items)
+
+    def item_forms(self, config) -> dict[str, weighted.ItemForm]:
+        return weighted.retrieval_forms()
 
     def metrics_from_items(self, items, config) -> dict[str, float]:
         return retrieval_metrics_from_items(items)

@@ -23,6 +23,7 @@ from bench.config import build_config, scale_config
 from bench.context import RunContext
 from bench.data import synthetic
 from bench.data.items import Utterance
+from bench.metrics import weighted
 from bench.metrics.asr import edit_counts, rate_from_counts
 from bench.models.ctc_probe import ProbeConfig, decode, train_probe
 from bench.models.pretraining import (
@@ -125,6 +126,12 @@ class SSLPhonemeTask(Task):
 
     def config(self, scale: str) -> dict[str, Any]:
         return scale_config(SSLConfig, SCALE_CONFIGS, scale)
+
+    def item_forms(self, config: dict[str, Any]) -> dict[str, weighted.ItemForm]:
+        return {
+            f"{split}_per": weighted.Ratio(split, "edits", "ref_len", drop_empty=True)
+            for split in ("dev", "test")
+        }
 
     def metrics_from_items(self, items: Items, config: dict[str, Any]) -> dict[str, float]:
         return {"dev_per": per(items, "dev"), "test_per": per(items, "test")}

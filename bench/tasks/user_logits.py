@@ -17,6 +17,7 @@ import numpy as np
 
 from bench.config import build_config
 from bench.context import RunContext
+from bench.metrics import weighted
 from bench.metrics.calibration import metrics_from_items
 from bench.registry import register
 from bench.scoring import score_calibrator
@@ -178,6 +179,9 @@ class UserLogitsTask(Task):
             n_bins=config.n_bins,
         )
         return CellResult(metrics, curves, {**timing}, {"test": items})
+
+    def item_forms(self, config) -> dict[str, weighted.ItemForm]:
+        return weighted.classifier_forms("test", build_config(LogitsConfig, config).n_bins)
 
     def metrics_from_items(self, items: Items, config: dict[str, object]) -> dict[str, float]:
         return metrics_from_items(items["test"], n_bins=build_config(LogitsConfig, config).n_bins)

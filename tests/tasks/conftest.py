@@ -6,11 +6,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from bench.cells import run_cell
 from bench.context import RunContext
+from bench.metrics.weighted import evaluate
 from bench.store import Cell, read_items, write_items
 from bench.tasks.base import get_task
 
@@ -45,6 +47,34 @@ def assert_deterministic_and_items(
             assert math.isnan(reported), name
         else:
             assert reported == pytest.approx(value, rel=1e-9, abs=1e-12), name
+    assert_item_forms(task_name, items, config)
+
+
+def assert_item_forms(task_name: str, items, config: dict) -> None:
+    """Each item form gives the task's metric: with every weight 1, the metric of the test
+    set; with bootstrap counts, the metric of the resampled (duplicated) items."""
+    task = get_task(task_name)
+    forms = task.item_forms(config)
+    rng = np.random.default_rng(0)
+    draws = {s: rng.integers(0, len(c["item_id"]), len(c["item_id"])) for s, c in items.items()}
+    resampled = {s: {k: np.asarray(v)[draws[s]] for k, v in c.items()} for s, c in items.items()}
+    full, sub = task.metrics_from_items(items, config), task.metrics_from_items(resampled, config)
+    for name, form in forms.items():
+        if form.split not in items:
+            continue
+        n = len(items[form.split]["item_id"])
+        counts = np.bincount(draws[form.split], minlength=n)[None, :].astype(float)
+        got = evaluate(form, items, np.ones((1, n)))
+        if got is None:  # a column this cell does not write (its metric is absent too)
+            assert name not in full, name
+            continue
+        again = evaluate(form, items, counts)
+        assert again is not None and name in full, name
+        for value, want in ((got[0], full[name]), (again[0], sub[name])):
+            if math.isnan(want):
+                assert math.isnan(value), name
+            else:
+                assert value == pytest.approx(want, rel=1e-9, abs=1e-12), name
 
 
 @pytest.fixture
