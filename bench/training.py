@@ -54,11 +54,6 @@ def warmup_hold_decay(
     return lr
 
 
-def lr_at(step: int, total: int, peak: float, warmup_fraction: float) -> float:
-    """The learning rate of ``warmup_linear_decay`` at ``step`` for a ``peak`` rate."""
-    return warmup_linear_decay(total, warmup_fraction)(step, peak)
-
-
 # ---- one step and its update ------------------------------------------------------------
 @dataclass
 class StepOutput:

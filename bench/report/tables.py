@@ -267,13 +267,20 @@ def _mark_best(rows: list[Row], metrics: list[str], task) -> None:
 
 
 def timing_rows(records: list[Record], keys: tuple[str, ...]) -> list[tuple[str, dict[str, float]]]:
-    """Median over seeds of each timing key, per method."""
+    """Median over seeds of each timing key, per method. A row with an MFU above 100% on
+    any seed is marked invalid and prints no number: its FLOP count or its clock is wrong,
+    so none of its timings can be trusted."""
     grouped: dict[tuple, list[Record]] = defaultdict(list)
     for rec in records:
         if rec.status == "ok":
             grouped[tuple(rec.method.items())].append(rec)
     out = []
     for key, recs in grouped.items():
+        mfu = max((r.timing.get("mfu") or 0.0 for r in recs), default=0.0)
+        if mfu > 1:
+            reason = f"invalid: MFU {mfu:.0%} > 100%, the FLOP count or the clock is wrong"
+            out.append((f"{method_label(dict(key))} ({reason})", {}))
+            continue
         values = {}
         for k in keys:
             vals = sorted(v for r in recs if (v := r.timing.get(k)) is not None)

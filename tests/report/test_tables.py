@@ -93,3 +93,25 @@ def test_deterministic_cells_show_no_interval_and_no_test():
     entry = rows["temperature"].entries["ece"]
     assert entry.summary.deterministic and not entry.significant
     assert fmt_entry("ece", entry) == "8.00 (det.)"
+
+
+def test_a_timing_row_with_mfu_above_100_percent_is_invalid_and_prints_no_number():
+    from bench.report.tables import timing_rows
+    from bench.store import Record
+
+    def rec(seed, mfu):
+        return Record(
+            run_id="r",
+            task="t",
+            method={"m": "a"},
+            config={},
+            seed=seed,
+            scale="quick",
+            metrics={},
+            timing={"mfu": mfu, "train_samples_per_s": 100.0},
+        )
+
+    ((label, values),) = timing_rows([rec(0, 0.4), rec(1, 1.86)], ("mfu", "train_samples_per_s"))
+    assert "invalid: MFU 186% > 100%" in label and values == {}
+    ((label, values),) = timing_rows([rec(0, 0.4)], ("mfu", "train_samples_per_s"))
+    assert values == {"mfu": 0.4, "train_samples_per_s": 100.0}
