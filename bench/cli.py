@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import harness, registry, store
+from bench import compare_command, harness, registry, store
 from bench.sweep import SUITES, SweepSummary, default_run_dir, expand, parse_methods, run_cells
 from bench.sweep_file import expand_sweep, load_sweep
 from bench.tasks.base import RunContext
@@ -40,30 +40,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-figures", action="store_true", help="skip drawing figures")
-
-
-def _add_compare_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level (paired t-test)")
-    p.add_argument(
-        "--speed-tolerance",
-        type=float,
-        default=0.25,
-        help="relative speed change that counts as slower/faster (default 0.25)",
-    )
-    p.add_argument(
-        "--gate-speed", action="store_true", help="a speed regression also fails the comparison"
-    )
-    p.add_argument(
-        "--allow-unchecked",
-        action="store_true",
-        help="exit 0 even if cells of NEW have no comparable cell in OLD (not checked)",
-    )
-    p.add_argument(
-        "--ignore",
-        default="",
-        help="compare cells even if these differ: version (the code changed, e.g. a refactor "
-        "that should move no result), data, config; comma-separated",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,14 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--ray-address", default=None, help="Ray cluster address (default: start a local Ray)"
     )
-    _add_compare_options(run)
+    compare_command.add_compare_options(run)
     _add_common(run)
 
-    cmp_ = sub.add_parser("compare", help="compare run NEW with run OLD; exit 1 on regression")
-    cmp_.add_argument("new", type=Path)
-    cmp_.add_argument("old", type=Path)
+    cmp_ = sub.add_parser(
+        "compare",
+        help="compare run NEW with run OLD, or this checkout's speed with a git ref "
+        "(--against REF); exit 1 on regression",
+    )
+    cmp_.add_argument("new", type=Path, nargs="?", help="run folder (not with --against)")
+    cmp_.add_argument("old", type=Path, nargs="?", help="run folder to compare NEW with")
     cmp_.add_argument("--all", action="store_true", help="print every row, not only changes")
-    _add_compare_options(cmp_)
+    compare_command.add_compare_options(cmp_)
+    compare_command.add_against_options(cmp_)
 
     rep = sub.add_parser("report", help="re-write a run folder's report from its records")
     rep.add_argument("run_dir", type=Path)
@@ -189,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return cmd_report(args)
         if args.command == "compare":
-            return cmd_compare(args.new, args.old, args, full=args.all)
+            return compare_command.dispatch(args)
         if args.command == "calibrate":
             return cmd_calibrate(args)
         if args.command == "data":
@@ -302,7 +283,7 @@ def _execute(args, cells, run_dir: Path, invocation: dict) -> int:
     paths = write_report(run_dir, figures=not args.no_figures)
     status = _finish(summary, paths)
     if getattr(args, "compare", None) is not None:
-        status = max(status, cmd_compare(run_dir, args.compare, args))
+        status = max(status, compare_command.cmd_compare(run_dir, args.compare, args))
     return status
 
 
@@ -360,35 +341,3 @@ def cmd_report(args) -> int:
     paths = write_report(args.run_dir, figures=not args.no_figures, formats=formats)
     print(f"report: {paths['markdown']}  {paths['html']}  {paths['latex']}")
     return 0
-
-
-def cmd_compare(new: Path, old: Path, args, full: bool = False) -> int:
-    """Print the comparison of run ``new`` with ``old``; 1 on a regression, else 0."""
-    from bench.report import compare
-
-    for folder in (new, old):
-        if not (Path(folder) / "records.jsonl").is_file():
-            raise UsageError(f"{folder} is not a run folder (no records.jsonl)")
-    ignore = tuple(k.strip() for k in args.ignore.split(",") if k.strip())
-    try:
-        result = compare.compare_runs(
-            new, old, args.alpha, args.speed_tolerance, ignore=ignore
-        )
-    except ValueError as exc:
-        raise UsageError(f"--ignore: {exc}") from None
-    print(compare.render(result, new, old, full=full), end="")
-    path = compare.write(result, new, old)
-    print(f"comparison: {path}")
-    unchecked = result.unchecked()
-    if unchecked and not args.allow_unchecked:
-        names = "; ".join(f"{r.task}[{r.method}] ({r.note or r.verdict})" for r in unchecked[:5])
-        more = f" and {len(unchecked) - 5} more" if len(unchecked) > 5 else ""
-        print(
-            f"error: {len(unchecked)} cell(s) of {new} have no comparable cell in {old}, so "
-            f"nothing checked them: {names}{more}. If the change is intended, refresh the "
-            f"baseline in a commit of its own: rm -rf {old} && python run_all.py --suite "
-            f"quick --quiet --out {old} (or pass --allow-unchecked to compare anyway)",
-            file=sys.stderr,
-        )
-        return 1
-    return 1 if result.regressions() else 0

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
+from bench.metrics import weighted
+
 
 @dataclass(frozen=True)
 class ErrorRate:
@@ -89,4 +91,16 @@ def word_char_edits(references: Sequence[str], hypotheses: Sequence[str]) -> dic
         "word_len": np.array([len(r.split()) for r, _ in pairs], dtype=np.int64),
         "char_edits": np.array([sum(c) for c in chars], dtype=np.int64),
         "char_len": np.array([len(r.replace(" ", "")) for r, _ in pairs], dtype=np.int64),
+    }
+
+
+def rate_forms(splits: tuple[str, ...]) -> dict[str, weighted.ItemForm]:
+    """WER and CER, greedy and with the LM, of each split as item forms (resampling)."""
+    return {
+        f"{split}_{kind[0]}er{lm}": weighted.Ratio(
+            split, f"{kind}_edits{lm}", f"{kind}_len", drop_empty=True
+        )
+        for split in splits
+        for kind in ("word", "char")
+        for lm in ("", "_lm")
     }

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.metrics import weighted
+
 PESQ_RATES = {"wb": (16000,), "nb": (8000, 16000)}
 SCORE_NAMES = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr")
 
@@ -310,3 +312,18 @@ def metrics_from_items(items: dict[str, np.ndarray]) -> dict[str, float]:
         metrics[f"{name}_gain"] = mean(items[name] - items[f"noisy_{name}"])
     metrics["pesq_failures"] = float(np.sum(items["pesq_failed"]))
     return metrics
+
+
+def enhancement_forms() -> dict[str, weighted.ItemForm]:
+    """Each score and its gain over the noisy input as item forms: means over the
+    utterances that have them (``metrics_from_items``), for resampling."""
+    forms: dict[str, weighted.ItemForm] = {}
+    for name in SCORE_NAMES:
+        forms[name] = weighted.Mean("test", weighted.column(name))
+        forms[f"{name}_gain"] = weighted.Mean("test", _gain(name))
+    return forms
+
+
+def _gain(name: str):
+    """Per-utterance gain of a score over the noisy input (NaN where either failed)."""
+    return lambda c: c[name] - c[f"noisy_{name}"]

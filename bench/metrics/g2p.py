@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.metrics import weighted
+
 
 def align_errors(ref: Sequence[str], hyp: Sequence[str]) -> tuple[int, list[bool]]:
     """Levenshtein distance of ``hyp`` to ``ref`` and, per reference position, whether that
@@ -99,3 +101,20 @@ def error_rates(edits: np.ndarray, ref_len: np.ndarray, correct: np.ndarray) -> 
 def rates_from_columns(columns: dict[str, np.ndarray], decoder: str) -> tuple[float, float]:
     """(PER, WER) of ``decoder`` from the item columns written by ``WordScores.columns``."""
     return error_rates(*(columns[f"{c}_{decoder}"] for c in ("edits", "ref_len", "correct")))
+
+
+def g2p_forms() -> dict[str, weighted.ItemForm]:
+    """PER (edits over reference phonemes) and WER (share of wrong words) of each decoder
+    on test, and the greedy PER on dev, as item forms (resampling)."""
+    forms: dict[str, weighted.ItemForm] = {
+        "dev_per_greedy": weighted.Ratio("dev", "edits_greedy", "ref_len_greedy")
+    }
+    for d in ("greedy", "beam"):
+        forms[f"test_per_{d}"] = weighted.Ratio("test", f"edits_{d}", f"ref_len_{d}")
+        forms[f"test_wer_{d}"] = weighted.Mean("test", _wrong(d), binary=True)
+    return forms
+
+
+def _wrong(decoder: str):
+    """1 where the decoded word is not exactly right (the word error rate's items)."""
+    return lambda c: (np.asarray(c[f"correct_{decoder}"]) == 0).astype(np.float64)

@@ -274,7 +274,7 @@ def timing_rows(records: list[Record], keys: tuple[str, ...]) -> list[tuple[str,
     for rec in records:
         if rec.status == "ok":
             grouped[tuple(rec.method.items())].append(rec)
-    out = []
+    out: list[tuple[str, dict[str, float]]] = []
     for key, recs in grouped.items():
         mfu = max((r.timing.get("mfu") or 0.0 for r in recs), default=0.0)
         if mfu > 1:

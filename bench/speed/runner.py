@@ -3,6 +3,12 @@
 Rows are appended to ``speed.jsonl`` as they finish (``bench.store.append_jsonl``: one
 write, then fsync), so an interrupted run keeps what it measured and a re-run with the
 same options skips rows already there; a line cut by a crash is set aside and measured again.
+
+A row with an MFU is checked: a fresh matmul probe is timed just before and just after
+its timing, and the row is marked invalid (status "invalid", the reason in "invalid") when
+the MFU is above 100% or the two probes differ by more than ``PROBE_DISAGREEMENT``: the
+machine's speed changed under the row, so its times and MFU say little. Invalid rows keep
+their numbers in speed.jsonl, are not printed, and are measured again on a re-run.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from bench.speed.case import SUITE_SIZES, PeerMissing, SpeedCase, Workload
 from bench.store import append_jsonl, read_jsonl
 
 ROWS_FILE = "speed.jsonl"
+PROBE_SIZE = 512  # the fresh matmul probe: 512 x 512 (about 3 ms a call on one core)
+PROBE_DISAGREEMENT = 1.5  # before/after probes further apart than this factor: row invalid
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,37 @@ def time_pair(ours: Callable, peer: Callable, options: SpeedOptions, first_s: fl
     return harness.summarize_ms(samples["ours"]), harness.summarize_ms(samples["peer"])
 
 
+def probe_gflops(device: torch.device, amp: str = "off") -> float:
+    """Matmul GFLOP/s of ``device`` measured now: the best of 10 timed calls.
+
+    ``harness.measured_peak_flops`` is measured once per process and kept, so it cannot
+    tell whether the machine's speed changed during a row; this one is fresh each call.
+    """
+    dtype = harness.AMP_DTYPES.get(amp, torch.float32) if device.type == "cuda" else torch.float32
+    g = torch.Generator(device=device).manual_seed(0)  # the workloads' RNG stays untouched
+    a, b = (
+        torch.randn(PROBE_SIZE, PROBE_SIZE, device=device, dtype=dtype, generator=g)
+        for _ in range(2)
+    )
+    timing = harness.time_fn(lambda: a @ b, device, warmup=2, repeats=10)
+    return 2 * PROBE_SIZE**3 / (timing.min_ms / 1e3) / 1e9
+
+
+def invalid_reason(mfu: float | None, before: float | None, after: float | None) -> str | None:
+    """Why a row's numbers are not to be trusted (None: they are): an MFU above 100%, or
+    matmul probes before and after the row that disagree by more than PROBE_DISAGREEMENT."""
+    if mfu is not None and mfu > 1.0:
+        return f"MFU {100 * mfu:.0f}% > 100% (the peak probe ran slowed, or FLOPs overcounted)"
+    if before and after:
+        factor = max(before, after) / min(before, after)
+        if factor > PROBE_DISAGREEMENT:
+            return (
+                f"matmul probe {before:.0f} GFLOP/s before the row, {after:.0f} after "
+                f"(×{factor:.1f} > ×{PROBE_DISAGREEMENT}): the machine's speed changed"
+            )
+    return None
+
+
 def _first_call(fn: Callable, device: torch.device) -> tuple[Any, float]:
     harness.synchronize(device)
     t0 = time.perf_counter()
@@ -122,7 +161,10 @@ def measure_row(case: SpeedCase, size: str, options: SpeedOptions) -> dict[str, 
         ours_out, ours_s = _first_call(ours, options.device)
         peer_out, peer_s = _first_call(peer, options.device)
         row["agree"] = _agreement(work, ours_out, peer_out)
+        checked = options.flops and case.trained  # rows with an MFU get the probe check
+        before = probe_gflops(options.device, options.amp) if checked else None
         t_ours, t_peer = time_pair(ours, peer, options, max(ours_s, peer_s))
+        after = probe_gflops(options.device, options.amp) if checked else None
         row.update(shape=work.shape, items=work.items, status="ok")
         row["ours"] = {**t_ours.as_dict(), "items_per_s": work.items / (t_ours.median_ms / 1e3)}
         row["peer_timing"] = {
@@ -137,6 +179,10 @@ def measure_row(case: SpeedCase, size: str, options: SpeedOptions) -> dict[str, 
             flops = harness.count_flops(work.ours)
             row["ours"]["flops"] = flops
             row["ours"]["mfu"] = harness.mfu(flops, t_ours.median_ms, options.device, options.amp)
+            row["probe_gflops"] = {"before": before, "after": after}
+            reason = invalid_reason(row["ours"]["mfu"], before, after)
+            if reason:
+                row.update(status="invalid", invalid=reason)
     except PeerMissing as err:
         return {**row, "status": "peer missing", "error": str(err)}
     except Exception as err:  # noqa: BLE001 (a failing row is reported, the run goes on)

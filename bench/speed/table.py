@@ -40,6 +40,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             lines += [f"### {group or 'other'}", "", HEADER, "|" + "---|" * 3 + "---:|" * 6]
         label = f"{row['case']} (vs {row['peer']})"
         size = f"{row['size']}: {row.get('shape', '')}".rstrip(": ")
+        if row.get("invalid"):  # its numbers are not printed (bench.speed.runner)
+            lines.append(f"| {label} | {size} | invalid ({row['invalid']}) | | | | | | |")
+            continue
         if row.get("status") != "ok":
             why = row.get("error", row.get("status", "?")).splitlines()[0]
             lines.append(f"| {label} | {size} | {row.get('status')}: {why} | | | | | | |")
@@ -69,4 +72,5 @@ def describe_env(rows: list[dict[str, Any]]) -> str:
 
 
 def slower_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Valid rows where the peer is faster (invalid rows have status "invalid")."""
     return [r for r in rows if r.get("status") == "ok" and r["ratio"] < 1.0]

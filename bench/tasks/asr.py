@@ -29,14 +29,13 @@ from bench.context import RunContext
 from bench.data import synthetic
 from bench.data.asr_splits import Subset, embedded_splits, labeled_subset, librispeech_splits
 from bench.data.text_norm import alphabet, characters, normalize
-from bench.metrics import weighted
-from bench.metrics.asr import rate_from_counts, word_char_edits
+from bench.metrics.asr import rate_forms, rate_from_counts, word_char_edits
 from bench.models.ctc_recognizer import CTCRecognizer, batch_waves, transcribe
 from bench.models.ngram_lm import NgramLM
 from bench.models.pretraining import PRETRAIN_SCALES, PretrainConfig
 from bench.registry import register
 from bench.store import Cell
-from bench.tasks.base import NONE, CellResult, Items, Task
+from bench.tasks.base import NONE, CellResult, ItemForm, Items, Task
 from bench.training import StepOutput, TrainResult, sgd_update, train, warmup_linear_decay
 
 SAMPLE_RATE = 16000
@@ -176,15 +175,8 @@ class ASRTask(Task):
     def dataset_card(self, config: dict[str, Any]) -> str:
         return synthetic.card(synthetic.ensure_corpus(config["corpus"]))
 
-    def item_forms(self, config: dict[str, Any]) -> dict[str, weighted.ItemForm]:
-        forms: dict[str, weighted.ItemForm] = {}
-        for split in ("dev", "test", "test_other"):
-            for kind in ("word", "char"):
-                for suffix in ("", "_lm"):
-                    forms[f"{split}_{kind[0]}er{suffix}"] = weighted.Ratio(
-                        split, f"{kind}_edits{suffix}", f"{kind}_len", drop_empty=True
-                    )
-        return forms
+    def item_forms(self, config: dict[str, Any]) -> dict[str, ItemForm]:
+        return rate_forms(("dev", "test", "test_other"))
 
     def metrics_from_items(self, items: Items, config: dict[str, Any]) -> dict[str, float]:
         metrics: dict[str, float] = {}

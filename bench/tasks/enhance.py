@@ -27,15 +27,15 @@ from bench.config import build_config, scale_config
 from bench.context import RunContext
 from bench.data import synthetic
 from bench.data.noisy_pairs import PairSet, crop_batch, example_index, load_pairs, test_indices
-from bench.metrics import weighted
 from bench.metrics.enhancement import (
-    SCORE_NAMES,
     UtteranceScore,
     default_workers,
+    enhancement_forms,
     enhancement_items,
     metrics_from_items,
     score_utterances,
 )
+from bench.metrics.weighted import ItemForm
 from bench.models.enhancement import enhance_all
 from bench.registry import register
 from bench.store import Cell, stable_hash
@@ -108,11 +108,6 @@ def train_enhancer(
     rate = result.timing["train_samples_per_s"]
     result.timing["train_audio_s_per_s"] = rate * config.crop_seconds if rate else None
     return result.curves["train_loss"], result.timing
-
-
-def _gain(name: str):
-    """Per-utterance gain of a score over the noisy input (NaN where either failed)."""
-    return lambda c: c[name] - c[f"noisy_{name}"]
 
 
 @register("task", "enhance")
@@ -218,12 +213,8 @@ class EnhanceTask(Task):
         metrics = {**parameters, **self.metrics_from_items(items, cell.config)}
         return CellResult(metrics=metrics, curves=curves, timing=timing, items=items)
 
-    def item_forms(self, config: dict) -> dict[str, weighted.ItemForm]:
-        forms: dict[str, weighted.ItemForm] = {}
-        for name in SCORE_NAMES:
-            forms[name] = weighted.Mean("test", weighted.column(name))
-            forms[f"{name}_gain"] = weighted.Mean("test", _gain(name))
-        return forms
+    def item_forms(self, config: dict) -> dict[str, ItemForm]:
+        return enhancement_forms()
 
     def metrics_from_items(self, items: Items, config: dict) -> dict[str, float]:
         return metrics_from_items(items["test"])

@@ -21,8 +21,8 @@ from bench import harness, registry
 from bench.config import build_config, scale_config
 from bench.context import RunContext
 from bench.data import cmudict_g2p
-from bench.metrics import weighted
-from bench.metrics.g2p import rates_from_columns, score_words
+from bench.metrics.g2p import g2p_forms, rates_from_columns, score_words
+from bench.metrics.weighted import ItemForm
 from bench.models.g2p import ModelConfig, PairBatches, Seq2Seq, Vocab, decode_words
 from bench.registry import register
 from bench.store import Cell
@@ -159,11 +159,6 @@ def train_g2p(
     return result.curves, result.timing, dev
 
 
-def _wrong(decoder: str):
-    """1 where the decoded word is not exactly right (the word error rate's items)."""
-    return lambda c: (np.asarray(c[f"correct_{decoder}"]) == 0).astype(np.float64)
-
-
 @register("task", "g2p")
 class G2PTask(Task):
     """CMUdict G2P, forcing strategy x decoder architecture -> PER and WER."""
@@ -240,14 +235,8 @@ class G2PTask(Task):
         )
         return CellResult(metrics=metrics, curves=curves, timing=timing, items=items)
 
-    def item_forms(self, config: dict) -> dict[str, weighted.ItemForm]:
-        forms: dict[str, weighted.ItemForm] = {
-            "dev_per_greedy": weighted.Ratio("dev", "edits_greedy", "ref_len_greedy")
-        }
-        for d in ("greedy", "beam"):
-            forms[f"test_per_{d}"] = weighted.Ratio("test", f"edits_{d}", f"ref_len_{d}")
-            forms[f"test_wer_{d}"] = weighted.Mean("test", _wrong(d), binary=True)
-        return forms
+    def item_forms(self, config: dict) -> dict[str, ItemForm]:
+        return g2p_forms()
 
     def metrics_from_items(self, items: Items, config: dict) -> dict[str, float]:
         """PER and WER of each decoder on test, and the greedy PER on the valid words."""

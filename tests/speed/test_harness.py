@@ -251,3 +251,49 @@ def test_cli_speed_prints_the_table_and_writes_rows(tmp_path, monkeypatch, capsy
     assert (out / "speed.png").stat().st_size > 0 and (out / "speed.pdf").stat().st_size > 0
     assert len((out / runner.ROWS_FILE).read_text().splitlines()) == 2
     assert main(["speed", "--cuda-graphs", "--device", "cpu", "--out", str(out)]) == 2
+
+
+# ------------------------------------------------- validity: MFU over 100%, unsteady probe
+
+
+def test_probe_is_measured_afresh_and_reasons_are_stated(monkeypatch):
+    calls = []
+    real = harness.time_fn
+    monkeypatch.setattr(harness, "time_fn", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert runner.probe_gflops(CPU) > 0 and runner.probe_gflops(CPU) > 0
+    assert len(calls) == 2  # not cached, unlike harness.measured_peak_flops
+    assert runner.invalid_reason(None, None, None) is None
+    assert runner.invalid_reason(0.4, 100.0, 140.0) is None  # within x1.5
+    assert "MFU 120% > 100%" in runner.invalid_reason(1.2, 100.0, 100.0)
+    reason = runner.invalid_reason(0.4, 100.0, 40.0)
+    assert "100 GFLOP/s before the row, 40 after (×2.5 > ×1.5)" in reason
+
+
+def test_mfu_above_100_percent_marks_the_row_invalid_and_it_is_measured_again(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setattr(harness, "measured_peak_flops", lambda device, amp="off": 1.0)
+    row = runner.measure_row(fake_case(), "tiny", options())
+    assert row["status"] == "invalid" and row["invalid"].startswith("MFU ")
+    assert row["ours"]["mfu"] > 1 and row["probe_gflops"]["before"] > 0  # numbers kept
+    text = table.markdown([row])
+    assert f"| invalid ({row['invalid']}) |" in text and "±" not in text and "%" in text
+    assert table.slower_rows([{**row, "ratio": 0.5}]) == []
+    calls = []
+    case = SpeedCase("resumable", "p", {"tiny": {"n": 2}}, _pair(calls=calls), trained=True)
+    runner.run([case], "quick", options(), tmp_path)
+    runner.run([case], "quick", options(), tmp_path)
+    assert calls == [2, 2]  # an invalid row is not reused
+
+
+def test_probes_that_disagree_mark_the_row_invalid(monkeypatch):
+    speeds = iter([100.0, 40.0, 100.0, 90.0])
+    monkeypatch.setattr(runner, "probe_gflops", lambda device, amp="off": next(speeds))
+    row = runner.measure_row(fake_case(), "tiny", options())
+    assert row["status"] == "invalid" and "machine's speed changed" in row["invalid"]
+    assert row["probe_gflops"] == {"before": 100.0, "after": 40.0}
+    row = runner.measure_row(fake_case(), "tiny", options())
+    assert row["status"] == "ok" and "invalid" not in row
+    assert "invalid" not in table.markdown([row])
+    untrained = runner.measure_row(fake_case(trained=False), "tiny", options())
+    assert "probe_gflops" not in untrained  # no MFU, no check
