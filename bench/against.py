@@ -34,6 +34,7 @@ from bench.report.compare import (
     NEWLY_FAILING,
     NOT_COMPARABLE,
     ONLY_NEW,
+    REGRESSION,
     Comparison,
     Row,
     method_label,
@@ -365,7 +366,7 @@ def command(args: Any) -> int:
     if unchecked and not args.allow_unchecked:
         names = "; ".join(f"{r.task}[{r.method}] ({r.note})" for r in unchecked)
         print(f"error: not checked: {names} (--allow-unchecked to pass anyway)", file=sys.stderr)
-        return 1
+        return REGRESSION
     slower = result.regressions()
     if slower:
         names = "; ".join(
@@ -373,5 +374,5 @@ def command(args: Any) -> int:
             for r in slower
         )
         print(f"regression against {args.against}: {names}", file=sys.stderr)
-        return 1
+        return REGRESSION
     return 0

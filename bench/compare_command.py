@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.report.compare import REGRESSION
+
 
 class CompareUsageError(ValueError):
     """Bad compare arguments: printed as one line, exit status 2."""
@@ -107,7 +109,8 @@ def dispatch(args) -> int:
 
 
 def cmd_compare(new: Path, old: Path, args, full: bool = False) -> int:
-    """Print the comparison of run ``new`` with ``old``; 1 on a regression, else 0."""
+    """Print the comparison of run ``new`` with ``old``; REGRESSION (3) on a regression or
+    on a cell nothing checked, else 0."""
     from bench.report import compare
 
     for folder in (new, old):
@@ -132,5 +135,5 @@ def cmd_compare(new: Path, old: Path, args, full: bool = False) -> int:
             f"quick --quiet --out {old} (or pass --allow-unchecked to compare anyway)",
             file=sys.stderr,
         )
-        return 1
-    return 1 if result.regressions() else 0
+        return REGRESSION
+    return REGRESSION if result.regressions() else 0

@@ -264,7 +264,7 @@ def test_planted_slower_training_step_fails_and_the_same_code_passes(tmp_path):
     git(clone, "commit", "-qam", "planted: a 4x slower training step")
 
     slow = compare_against(clone, "HEAD~1", tmp_path / "slow")
-    assert slow.returncode == 1, slow.stdout + slow.stderr
+    assert slow.returncode == 3, slow.stdout + slow.stderr
     flagged = [line for line in slow.stdout.splitlines() if "**slower**" in line]
     assert any(line.startswith("| digits_metric |") and "train step" in line for line in flagged)
     assert "regression against HEAD~1: digits_metric" in slow.stderr

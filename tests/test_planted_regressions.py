@@ -48,7 +48,7 @@ def _calibration_run(folder: Path, config: dict = CALIBRATION) -> Path:
 def _flagged(new: Path, old: Path, capsys) -> dict[tuple[str, str], str]:
     """Run ``compare NEW OLD`` (must exit 1) -> {(method, metric): verdict} of the
     regressions, and check the printed report names them."""
-    assert main(["compare", str(new), str(old)]) == 1
+    assert main(["compare", str(new), str(old)]) == 3
     out = capsys.readouterr().out
     result = compare_runs(new, old)
     flagged = {(r.method, r.metric): r.verdict for r in result.regressions()}
@@ -105,7 +105,7 @@ def test_a_halved_training_budget(baseline, tmp_path, monkeypatch, capsys):
 def test_a_halved_budget_in_the_config_is_not_comparable(baseline, tmp_path, capsys):
     config = {**CALIBRATION, "epochs": CALIBRATION["epochs"] // 2}
     new = _calibration_run(tmp_path / "half-config", config)
-    assert main(["compare", str(new), str(baseline)]) == 1
+    assert main(["compare", str(new), str(baseline)]) == 3
     err = capsys.readouterr().err
     assert "2 cell(s)" in err and "(config)" in err
     assert {r.verdict for r in compare_runs(new, baseline).rows} == {NOT_COMPARABLE}

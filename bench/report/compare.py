@@ -42,6 +42,7 @@ from bench.tasks.base import get_task
 BETTER, WORSE, SAME, NOT_SIGNIFICANT = "better", "worse", "same", "not significant"
 NOT_COMPARABLE, NEWLY_FAILING, INFO = "not comparable", "newly failing", "info"
 ITEMS_DIFFER = "items differ"
+REGRESSION = 3  # exit status of a failed comparison (DESIGN.md: 0 ok, 1 failed cells, 2 usage)
 FASTER, SLOWER = "faster", "slower"
 ONLY_NEW, ONLY_OLD = "only in new", "only in old"
 

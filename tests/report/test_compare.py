@@ -70,7 +70,7 @@ def test_planted_regression_is_caught_and_named(tmp_path, capsys):
     assert row.delta == pytest.approx(2.1, abs=1e-9)  # in display units (percentage points)
     assert _verdicts(result)["accuracy"] == SAME
     assert _verdicts(result)["temperature"] == "info"  # not ranked: never a regression
-    assert main(["compare", str(new), str(old)]) == 1
+    assert main(["compare", str(new), str(old)]) == 3
     out = capsys.readouterr().out
     assert "1 regression" in out and "| ece |" in out and "worse" in out
     saved = json.loads((new / "compare.json").read_text())
@@ -106,7 +106,7 @@ def test_changed_config_is_not_comparable_rather_than_regressed(tmp_path, capsys
     assert "config" in result.rows[0].note
     assert result.unchecked() == result.rows and not result.regressions()
     # a cell nothing checked fails the command, naming it and the refresh command
-    assert main(["compare", str(new), str(old)]) == 1
+    assert main(["compare", str(new), str(old)]) == 3
     err = capsys.readouterr().err
     assert "calibration[classifier=cnn, calibrator=temperature] (config)" in err
     assert f"rm -rf {old} && python run_all.py --suite quick" in err
@@ -147,7 +147,7 @@ def test_newly_failing_cell_fails_the_comparison(tmp_path):
     result = compare_runs(new, old)
     assert [r.verdict for r in result.rows] == [NEWLY_FAILING]
     assert "boom" in result.rows[0].note
-    assert main(["compare", str(new), str(old)]) == 1
+    assert main(["compare", str(new), str(old)]) == 3
 
 
 def test_stored_speed_is_normalised_by_the_probe_and_never_gates(tmp_path):
@@ -208,5 +208,5 @@ def test_a_cell_missing_from_the_baseline_is_unchecked_and_fails(tmp_path, capsy
     new = _write(tmp_path / "new", _records() + extra)
     result = compare_runs(new, old)
     assert [r.method for r in result.unchecked()] == ["classifier=cnn, calibrator=platt_top"]
-    assert main(["compare", str(new), str(old)]) == 1
+    assert main(["compare", str(new), str(old)]) == 3
     assert "platt_top" in capsys.readouterr().err

@@ -74,7 +74,7 @@ def test_one_seed_gates_on_a_paired_bootstrap_over_items(tmp_path):
     row = _row(result, "ece")
     assert row.verdict == WORSE and row.p < 0.01 and row.seeds == 1
     assert "paired bootstrap over 1×800 items" in row.note
-    assert main(["compare", str(new), str(old)]) == 1
+    assert main(["compare", str(new), str(old)]) == 3
 
 
 def test_accuracy_is_tested_by_mcnemar_pooled_over_seeds(tmp_path):
@@ -93,5 +93,5 @@ def test_an_evaluation_that_drops_items_fails_and_says_so(tmp_path, capsys):
     rows = [r for r in result.regressions() if r.verdict == ITEMS_DIFFER]
     assert {r.metric for r in rows} >= {"ece", "accuracy"}
     assert "80 of the 800 old items are missing" in rows[0].note
-    assert main(["compare", str(new), str(old)]) == 1
+    assert main(["compare", str(new), str(old)]) == 3
     assert "items differ" in capsys.readouterr().out
