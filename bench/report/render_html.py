@@ -38,7 +38,7 @@ def _table(section: TaskSection) -> str:
             if e is None:
                 cells.append("<td></td>")
                 continue
-            text = html.escape(fmt_entry(m, e)) + (" †" if e.significant else "")
+            text = html.escape(fmt_entry(m, e)) + (f" {e.marks}" if e.marks else "")
             cells.append(f'<td class="best">{text}</td>' if e.best else f"<td>{text}</td>")
         label = html.escape(row.label) + (
             " (baseline)" if row.is_baseline and t.baseline_note else ""
@@ -119,7 +119,7 @@ def render_html(data: ReportData, run_dir: Path) -> str:
             f"<tr><td>{html.escape(r.task)}</td><td>{html.escape(r.metric)}</td>"
             f"<td>{html.escape(r.best)}</td><td>{r.best_value}</td>"
             f"<td>{html.escape(r.baseline)}</td>"
-            f"<td>{r.margin}{' †' if r.significant else ''}</td></tr>"
+            f"<td>{r.margin}{' ' + r.marks if r.marks else ''}</td></tr>"
             for r in summary
         )
         parts += ["<h2>Summary</h2>", f"<table><tr>{head}</tr>{body}</table>"]

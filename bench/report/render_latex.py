@@ -36,8 +36,8 @@ def render_latex(data: ReportData) -> str:
         " (and textcomp for \\textperthousand)",
         f"% run {escape(data.run_id)}: mean $\\pm$ half-width of the Student-t 95\\% interval over"
         f" the n seeds, [$\\pm$ half-width of the 95\\% bootstrap interval over test items];"
-        f" (det.) = identical on every seed; bold = best; $^\\dagger$ = p < {SIGNIFICANCE} vs"
-        " baseline after Holm over the column (paired test over items, else over seeds)",
+        f" (det.) = identical on every seed; bold = best; vs baseline at p < {SIGNIFICANCE} after"
+        " Holm over the column: $^\\dagger$ paired test over items, $^\\ddagger$ over seeds",
         "",
     ]
     for s in data.sections:
@@ -67,8 +67,10 @@ def render_latex(data: ReportData) -> str:
                     text += f" $\\pm$ {fmt(m, e.summary.half_width)}"
                 if e.item_half_width == e.item_half_width:  # not NaN
                     text += f" [$\\pm$ {fmt(m, e.item_half_width)}]"
-                if e.significant:
-                    text += "$^\\dagger$"
+                if e.marks:
+                    text += (
+                        "$^{" + e.marks.replace("†", "\\dagger").replace("‡", "\\ddagger") + "}$"
+                    )
                 cells.append(f"\\textbf{{{text}}}" if e.best else text)
             out.append(f"{escape(row.label)} & {len(row.seeds)} & " + " & ".join(cells) + " \\\\")
         out += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]

@@ -13,10 +13,12 @@ LEGEND = (
     "interval over the test items, pooled across the seeds] (the spread due to the finite "
     f"test set); {DETERMINISTIC} marks a cell whose value is identical on every seed (it does "
     "not depend on the seed: no seed interval, no t-test); **bold** is the best mean per "
-    "column among rows that share a baseline; † marks a difference from the baseline row "
-    f"significant at p < {SIGNIFICANCE} after Holm's correction over the rows of the column, "
-    "by the paired test over items (bootstrap; McNemar for accuracies) where the cells wrote "
-    "per-item results, else by the paired t-test over seeds."
+    "column among rows that share a baseline. A difference from the baseline row is marked "
+    f"when significant at p < {SIGNIFICANCE} after Holm's correction over the rows of the "
+    "column: † by the paired test over test items pooled across seeds (bootstrap; McNemar "
+    "for accuracies), a statement about these trained models on this test set; ‡ by the "
+    "paired t-test over seeds, a statement about the training procedure. With few seeds "
+    "the second is rare: see the detectable differences below."
 )
 
 
@@ -38,7 +40,7 @@ def table_markdown(section: TaskSection) -> list[str]:
             if e is None:
                 cells.append("")
                 continue
-            text = fmt_entry(m, e) + (" †" if e.significant else "")
+            text = fmt_entry(m, e) + (f" {e.marks}" if e.marks else "")
             cells.append(f"**{text}**" if e.best else text)
         label = row.label + (" (baseline)" if row.is_baseline and t.baseline_note else "")
         lines.append(f"| {label} | {len(row.seeds)} | " + " | ".join(cells) + " |")

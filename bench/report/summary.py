@@ -23,7 +23,7 @@ class SummaryRow:
     best_value: str  # formatted mean in display units
     baseline: str
     margin: str  # best - baseline in display units, signed; "" without a baseline
-    significant: bool
+    marks: str  # † over items, ‡ over seeds (bench.report.tables.Entry.marks)
 
 
 def summary_rows(data: ReportData) -> list[SummaryRow]:
@@ -55,7 +55,7 @@ def summary_rows(data: ReportData) -> list[SummaryRow]:
                 best_value=fmt(metric, best.entries[metric].summary.mean),
                 baseline=baseline,
                 margin=margin,
-                significant=best.entries[metric].significant,
+                marks=best.entries[metric].marks,
             )
         )
     return out
@@ -69,8 +69,8 @@ def summary_markdown(data: ReportData) -> list[str]:
         "## Summary",
         "",
         "Best method per task on its headline metric, and its margin over its baseline "
-        "(† significant after Holm over the rows of its column: paired test over items where "
-        "the cells wrote them, else paired t-test over seeds).",
+        "(significant after Holm over the rows of its column: † by the paired test over test "
+        "items, ‡ by the paired t-test over seeds).",
         "",
         "| task | metric | best method | value | baseline | margin |",
         "|---|---|---|---:|---|---:|",
@@ -78,7 +78,7 @@ def summary_markdown(data: ReportData) -> list[str]:
     for r in rows:
         metric_spec = spec(r.metric)
         unit = metric_spec.unit if metric_spec else ""
-        mark = " †" if r.significant else ""
+        mark = f" {r.marks}" if r.marks else ""
         lines.append(
             f"| {r.task} | {r.metric} ({unit}) | {r.best} | {r.best_value} | {r.baseline} | "
             f"{r.margin}{mark} |"

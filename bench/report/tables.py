@@ -43,12 +43,12 @@ class Entry:
         return (self.item_hi - self.item_lo) / 2
 
     @property
-    def significant(self) -> bool:
-        """Against the baseline, after Holm: by the test over items where the cells wrote
-        items, else by the paired t-test over seeds."""
-        if math.isfinite(self.p_items_holm):
-            return self.p_items_holm < SIGNIFICANCE
-        return self.p_holm < SIGNIFICANCE
+    def marks(self) -> str:
+        """``†`` significant against the baseline after Holm by the paired test over test
+        items (these trained models, on this test set); ``‡`` by the paired t-test over
+        seeds (the training procedure, across seeds). Both, one, or none."""
+        out = "†" if self.p_items_holm < SIGNIFICANCE else ""
+        return out + ("‡" if self.p_holm < SIGNIFICANCE else "")
 
 
 @dataclass

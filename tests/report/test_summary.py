@@ -29,7 +29,7 @@ def test_summary_picks_the_best_on_the_headline_metric(tmp_path):
     (row,) = summary_rows(build_report_data(tmp_path, figures=False))
     assert row.metric == "ece"  # the calibration task's headline, not its first column
     assert row.best == "classifier=cnn, calibrator=temperature"
-    assert row.margin == "-8.5" and row.significant  # percentage points, lower is better
+    assert row.margin == "-8.5" and row.marks == "‡"  # percentage points, lower is better
     write_report(tmp_path, figures=False)
     report = (tmp_path / "report.md").read_text()
     assert "## Summary" in report and "calibrator=temperature | 2.50 |" in report

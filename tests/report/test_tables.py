@@ -35,8 +35,8 @@ def test_best_follows_metric_direction_and_paired_test_marks_significance():
     assert not rows["none"].entries["ece"].best
     assert rows["isotonic"].entries["accuracy"].best  # higher is better
     assert rows["none"].is_baseline and not rows["temperature"].is_baseline
-    assert rows["temperature"].entries["ece"].significant  # consistently lower on every seed
-    assert not rows["isotonic"].entries["ece"].significant  # noise around the baseline
+    assert rows["temperature"].entries["ece"].marks == "‡"  # consistently lower on every seed
+    assert not rows["isotonic"].entries["ece"].marks  # noise around the baseline
     assert fmt_entry("ece", rows["temperature"].entries["ece"]).startswith("2.45 ± ")
 
 
@@ -91,7 +91,7 @@ def test_deterministic_cells_show_no_interval_and_no_test():
     t = build_table(get_task("calibration"), records)
     rows = {r.method["calibrator"]: r for r in t.rows}
     entry = rows["temperature"].entries["ece"]
-    assert entry.summary.deterministic and not entry.significant
+    assert entry.summary.deterministic and not entry.marks
     assert fmt_entry("ece", entry) == "8.00 (det.)"
 
 
