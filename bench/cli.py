@@ -2,8 +2,9 @@
 
 ``run`` is the default sub-command: ``python run_all.py --suite quick`` equals
 ``python run_all.py run --suite quick``. Errors in the user's input (an unknown method, a
-bad file) print one clear line and exit with status 2; failed cells exit with status 1
-after the whole sweep has run and the report is written.
+bad file, an unusable or busy ``--out``) print one clear line and exit with status 2
+(``--debug`` shows the traceback instead); failed cells exit with status 1 after the whole
+sweep has run and the report is written; a failed comparison exits with status 3.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import compare_command, harness, registry, store
+from bench import compare_command, harness, registry, run_lock, store
+from bench.data.espeak import EspeakError
+from bench.registry import ContextError
+from bench.run_lock import RunFolderLocked
 from bench.sweep import SUITES, SweepSummary, default_run_dir, expand, parse_methods, run_cells
 from bench.sweep_file import expand_sweep, load_sweep
 from bench.tasks.base import RunContext
@@ -22,6 +26,11 @@ SUBCOMMANDS = ("run", "report", "compare", "calibrate", "data", "speed")
 
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit status 2."""
+
+
+# errors that mean bad input or an unusable environment: one line and exit status 2
+INPUT_ERRORS: tuple[type[Exception], ...] = (UsageError, ValueError, LookupError, OSError)
+INPUT_ERRORS += (EspeakError, ContextError, RunFolderLocked)  # no espeak; a busy --out
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -46,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run_all.py",
         description="speechbench: run benchmark suites, write and compare reports.",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (any position)"
     )
     sub = parser.add_subparsers(dest="command")
 
@@ -161,10 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run its sub-command; returns the exit status (module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere, so it is taken out before parsing
+    argv = [a for a in argv if a != "--debug"]
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help")):
         argv = ["run", *argv]
     args = build_parser().parse_args(argv)
+    args.command_line = " ".join(["run_all.py", *argv])
     try:
         registry.load_all()
         if args.command == "report":
@@ -180,9 +196,18 @@ def main(argv: list[str] | None = None) -> int:
 
             return speed_command.run(args)
         return cmd_run(args)
-    except (UsageError, ValueError, FileNotFoundError, LookupError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except INPUT_ERRORS as exc:
+        if debug:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error as one line; an OSError from the system names its path and the fix."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        return f"{exc.filename}: {exc.strerror}; check the path and its permissions"
+    return " ".join(str(exc).split("\n")) or type(exc).__name__
 
 
 def _context(args, run_dir: Path) -> RunContext:
@@ -246,6 +271,8 @@ def parse_data_args(items: list[str]) -> dict[str, Path]:
 def cmd_calibrate(args) -> int:
     from bench.tasks.base import get_task
 
+    if args.seeds < 1:  # checked even when the file fixes the split: it is a typo
+        raise UsageError(f"--seeds must be at least 1 (got {args.seeds})")
     task = get_task("calibrate_logits")
     cells = task.cells_for_file(  # type: ignore[attr-defined]  # that task's own entry
         args.logits, args.seeds, args.valid_fraction, parse_methods(args.methods)
@@ -262,9 +289,19 @@ def cmd_calibrate(args) -> int:
 
 
 def _execute(args, cells, run_dir: Path, invocation: dict) -> int:
+    """Check the device and ``--out`` (created now, so a bad one fails before any cell
+    runs), then run the cells holding the folder's lock: one writer per run folder."""
+    ctx = _context(args, run_dir)
+    if not cells:
+        raise UsageError("no cells to run: widen --tasks/--methods")
+    with run_lock.hold(run_lock.prepare_run_dir(run_dir), args.command_line, args.quiet):
+        return _execute_locked(args, cells, run_dir, invocation, ctx)
+
+
+def _execute_locked(args, cells, run_dir: Path, invocation: dict, ctx: RunContext) -> int:
+    """Run ``cells`` into ``run_dir`` (whose lock is held), write the report, compare."""
     from bench.report.dataset_cards import write_dataset_cards
 
-    ctx = _context(args, run_dir)
     run_id = run_dir.name
     store.record_invocation(run_dir, invocation, cells, str(ctx.device), ctx.amp)
     write_dataset_cards(run_dir, cells)
@@ -331,6 +368,15 @@ def _tqdm(iterable, **kwargs):
 
 
 def cmd_report(args) -> int:
+    """Rewrite a run folder's report (or figures) from its records, holding its lock."""
+    if not args.run_dir.is_dir():
+        raise UsageError(f"{args.run_dir}: no such run folder; give one written by --out DIR")
+    with run_lock.hold(args.run_dir, args.command_line):
+        return _report_locked(args)
+
+
+def _report_locked(args) -> int:
+    """cmd_report's work, with the folder's lock held."""
     from bench.report import draw_figures, write_report
 
     formats = ("pdf", "png") if args.format == "both" else (args.format,)

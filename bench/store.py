@@ -2,9 +2,12 @@
 
 A run folder holds ``records.jsonl``: one Record per finished cell, appended with a single
 ``write`` on an O_APPEND descriptor followed by fsync, so a crash loses at most the cell in
-flight and never corrupts earlier lines. A torn last line (power loss mid-write) is skipped
-with a warning when reading. Re-running the same command skips cells whose latest record
-has status "ok"; failed cells are tried again and the new record is appended after the old.
+flight and never corrupts earlier lines. A torn last line (power loss mid-write) is moved
+aside to ``records.jsonl.torn-<UTC time>`` before the next append, so the new line never
+joins it. Reading skips every line that is not a valid record (torn, foreign, wrong shape),
+wherever it is, and names them by line number in one warning. Re-running the same command
+skips cells whose latest record has status "ok"; failed cells are tried again and the new
+record is appended after the old.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import os
 import tempfile
 import tomllib
 import warnings
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import tomli_w
 
@@ -47,13 +52,7 @@ class Cell:
     def key(self) -> str:
         """Identity used for resume: everything that determines the result."""
         return stable_hash(
-            {
-                "task": self.task,
-                "method": self.method,
-                "seed": self.seed,
-                "scale": self.scale,
-                "config": self.config,
-            }
+            {k: getattr(self, k) for k in ("task", "method", "seed", "scale", "config")}
         )
 
     @property
@@ -105,6 +104,57 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+# ---------------------------------------------------------------- checking a record line
+def _is_number(value: Any) -> bool:
+    """A JSON number or null (NaN/inf are stored as null); a bool is no number."""
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _dict_of(ok: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """A check for an object with string keys whose values all pass ``ok``."""
+    return lambda v: isinstance(v, dict) and all(isinstance(k, str) and ok(x) for k, x in v.items())
+
+
+# what each annotation of a Record field allows in JSON, and how a warning names it
+_TYPE_CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "str | None": ("a string or null", lambda v: v is None or isinstance(v, str)),
+    "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "float": ("a number", _is_number),
+    "dict[str, str]": ("an object of strings", _dict_of(lambda v: isinstance(v, str))),
+    "dict[str, Any]": ("an object", _dict_of(lambda v: True)),
+    "dict[str, float]": ("an object of numbers or null", _dict_of(_is_number)),
+    "dict[str, float | None]": ("an object of numbers or null", _dict_of(_is_number)),
+    "dict[str, list]": ("an object of lists", _dict_of(lambda v: isinstance(v, list))),
+    "list[str]": (
+        "a list of strings",
+        lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    ),
+}
+# every field's check, from its annotation: a field with a new annotation fails at import
+_FIELD_CHECKS = {f.name: _TYPE_CHECKS[str(f.type)] for f in fields(Record)}
+_REQUIRED = [f.name for f in fields(Record) if f.default is MISSING is f.default_factory]
+
+
+def record_problem(data: Any) -> str | None:
+    """Why one parsed line is not a valid Record, or None if it is.
+
+    It must be an object with every required field, each field of the type Record declares
+    (a float may be null: that is how NaN/inf are stored). Unknown fields are allowed, so
+    that an older reader still reads a newer writer's records."""
+    if not isinstance(data, dict):
+        return _object_problem(data)
+    missing = [name for name in _REQUIRED if name not in data]
+    if missing:
+        return "missing " + ", ".join(missing)
+    wrong = [
+        f"{name} is not {what}"
+        for name, (what, ok) in _FIELD_CHECKS.items()
+        if name in data and not ok(data[name])
+    ]
+    return "; ".join(wrong) or None
+
+
 class RunStore:
     """Append-only record file of one run folder."""
 
@@ -113,18 +163,13 @@ class RunStore:
         self.path = self.run_dir / RECORDS_FILE
 
     def append(self, record: Record) -> None:
-        """Append one record atomically (one write call, then fsync)."""
+        """Append one record atomically (one write call, then fsync) on a fresh line."""
         append_jsonl(self.path, asdict(record))
 
     def records(self) -> list[Record]:
-        """Every readable record in file order; a torn or foreign line is skipped with a warning."""
-        out: list[Record] = []
-        for number, data in enumerate(read_jsonl(self.path), start=1):
-            try:
-                out.append(Record.from_dict(data))
-            except TypeError as exc:
-                warnings.warn(f"{self.path}: record {number} skipped ({exc})", stacklevel=2)
-        return out
+        """Every valid record in file order. Lines that are not valid records (torn, foreign,
+        wrong shape), wherever they are, are skipped and named in one warning."""
+        return [Record.from_dict(data) for data in _read_valid(self.path, record_problem)]
 
     def latest(self) -> dict[str, Record]:
         """The newest record of every cell, by cell key."""
@@ -146,8 +191,8 @@ def append_jsonl(path: str | Path, obj: Any) -> None:
     """Append ``obj`` as one JSON line: a single write on an O_APPEND descriptor, then fsync.
 
     NaN/inf become null (JSON has neither). A torn last line left by a crash (no final
-    newline) is moved aside to ``<name>.torn`` first, so the new line is never glued to it.
-    """
+    newline) is moved aside first (``_set_torn_tail_aside``): appended to, it would turn
+    the new line into an unreadable one and the new record would be lost."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(_finite(obj), allow_nan=False) + "\n").encode()
@@ -163,7 +208,8 @@ def append_jsonl(path: str | Path, obj: Any) -> None:
 
 
 def _set_torn_tail_aside(path: Path) -> None:
-    """Cut a last line without its newline off ``path`` into ``<name>.torn``."""
+    """Move the bytes after the last newline of ``path`` (half a line from a crash) to a
+    new ``<name>.torn-<UTC time>`` beside it, truncate them off, and warn naming that file."""
     if not path.exists() or path.stat().st_size == 0:
         return
     with path.open("rb+") as fh:
@@ -174,44 +220,67 @@ def _set_torn_tail_aside(path: Path) -> None:
         keep = fh.read().rfind(b"\n") + 1  # rare (after a crash): reading it all is fine
         fh.seek(keep)
         tail = fh.read()
-        with path.with_name(path.name + ".torn").open("ab") as aside:
-            aside.write(tail + b"\n")
-            aside.flush()
-            os.fsync(aside.fileno())
+        aside = _write_torn_file(path, tail)
         fh.truncate(keep)
         fh.flush()
         os.fsync(fh.fileno())
     warnings.warn(
-        f"{path}: a torn last line ({len(tail)} bytes) was moved to {path.name}.torn",
+        f"{path}: a torn last line ({len(tail)} bytes, no final newline) was moved to {aside}",
         stacklevel=3,
     )
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """The JSON objects of ``path``, one per line, in file order ([] if it does not exist).
+def _write_torn_file(path: Path, tail: bytes) -> str:
+    """Write ``tail`` to a new file ``<name>.torn-<UTC time>-<random>`` beside ``path``
+    (mkstemp: a unique name, so a later crash never overwrites an earlier one's bytes)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    fd, aside = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.torn-{stamp}-")
+    with os.fdopen(fd, "wb") as out:
+        out.write(tail)
+        out.flush()
+        os.fsync(out.fileno())
+    return aside
 
-    A line that is not a JSON object (a torn last line after a crash, a foreign line) is
-    skipped with a warning naming the file and line."""
-    path = Path(path)
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The JSON objects of ``path``, one per line, in file order ([] if it does not exist);
+    other lines are skipped with a warning (``_read_valid``)."""
+    return _read_valid(Path(path), _object_problem)
+
+
+def _object_problem(value: Any) -> str | None:
+    """Why a JSON value is not an object, or None if it is."""
+    return None if isinstance(value, dict) else f"a JSON {type(value).__name__}, not an object"
+
+
+def _read_valid(path: Path, problem: Callable[[Any], str | None], shown: int = 20) -> list[Any]:
+    """The JSON values of the lines of ``path`` that ``problem`` finds nothing wrong with.
+
+    Every other line, wherever it is (torn by a crash, foreign, of the wrong shape), is
+    skipped; one warning names the file and those lines by number, with why."""
+    out: list[Any] = []
+    bad: list[str] = []
     if not path.exists():
-        return []
-    out: list[dict[str, Any]] = []
+        return out
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, start=1):
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw)
-                if not isinstance(obj, dict):
-                    raise TypeError(f"a JSON {type(obj).__name__}, not an object")
-            except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
-                warnings.warn(
-                    f"{path}:{number}: unreadable line skipped ({exc}); "
-                    "this is expected only for the last line after a crash",
-                    stacklevel=2,
-                )
+                value = json.loads(raw)
+            except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError: not UTF-8
+                torn = "" if raw.endswith(b"\n") else ", no final newline: torn by a crash?"
+                bad.append(f"line {number}: not JSON ({getattr(exc, 'msg', exc)}){torn}")
                 continue
-            out.append(obj)
+            why = problem(value)
+            if why:
+                bad.append(f"line {number}: {why}")
+            else:
+                out.append(value)
+    if bad:
+        more = f"; and {len(bad) - shown} more" if len(bad) > shown else ""
+        listed = "; ".join(bad[:shown]) + more
+        warnings.warn(f"{path}: {len(bad)} unreadable line(s) skipped ({listed})", stacklevel=3)
     return out
 
 
@@ -253,10 +322,27 @@ def record_invocation(
 
 def write_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename (never half a file)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    with replacing(Path(path)) as fh:
+        fh.write(text.encode("utf-8"))
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[BinaryIO]:
+    """A binary file that atomically replaces ``path`` when the block ends without error.
+
+    Its temporary name is unique (mkstemp in the same folder): two writers never share one.
+    It is removed on any error, and gets the old file's mode (or 0o644), not mkstemp's 0o600."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), path.stat().st_mode & 0o777 if path.exists() else 0o644)
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)  # atomic: a reader sees the old file or the whole new one
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 # ---------------------------------------------------------------- per-item results
@@ -293,16 +379,8 @@ def write_items(run_dir: str | Path, cell_key: str, items: dict[str, dict[str, A
             arrays[f"{split}/{name}"] = array
     path = items_path(run_dir, cell_key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{cell_key}.", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)  # atomic: a reader sees the old file or the whole new one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as fh:
+        np.savez_compressed(fh, **arrays)
     return path
 
 

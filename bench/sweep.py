@@ -14,6 +14,7 @@ from pathlib import Path
 from bench import executors, harness, registry
 from bench.cells import run_cell
 from bench.context import RunContext
+from bench.data.checks import check_corpora
 from bench.store import Cell, RunStore, stable_hash, write_items
 from bench.tasks.base import get_task
 
@@ -70,11 +71,14 @@ def expand(
     seeds: int | None = None,
     selected: dict[str, list[str]] | None = None,
     data: dict[str, Path] | None = None,
+    check_data: bool = True,
 ) -> list[Cell]:
     """The cells of ``suite`` restricted to ``tasks`` and the ``selected`` methods.
 
     ``data`` maps real-corpus names to paths; each must be read by a selected task, and
-    the tasks that read one get its path in their cells' config.
+    the tasks that read one get its path in their cells' config. Each corpus is indexed
+    here (``check_corpora``: layout and audio headers, no decoding) so a bad one fails in
+    seconds, not in every cell; ``check_data=False`` skips that for a caller that checked.
     """
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; known suites: {', '.join(SUITES)}")
@@ -103,6 +107,8 @@ def expand(
             f"--data {', '.join(unread)}: no selected task reads this corpus "
             f"(the selected tasks read: {', '.join(sorted(readers)) or 'only the embedded data'})"
         )
+    if check_data:
+        check_corpora(data)
     cells: list[Cell] = []
     for task in task_objs:
         narrowed = {f: names for f, names in selected.items() if f in task.families}

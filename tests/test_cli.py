@@ -251,3 +251,42 @@ def test_report_of_empty_folder_is_a_clear_error(tmp_path, capsys):
 def test_list(capsys):
     assert main(["--list"]) == 0
     assert "calibrator: histogram, isotonic, none" in capsys.readouterr().out
+
+
+def small_logits(path, n=200, k=5):
+    rng = np.random.default_rng(0)
+    np.savez(path, logits=rng.normal(0, 2, (n, k)), labels=rng.integers(0, k, n))
+    return path
+
+
+@pytest.mark.parametrize("command", ["run", "calibrate"])
+def test_seeds_0_fails_naming_seeds_before_any_folder_exists(tmp_path, capsys, command):
+    out = tmp_path / "run"
+    given = ["calibrate", "--logits", str(small_logits(tmp_path / "L.npz"))]
+    args = given if command == "calibrate" else ["--suite", "quick", "--tasks", "calibration"]
+    assert main([*args, "--seeds", "0", "--quiet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--seeds must be at least 1" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("where", ["file", "under a file"])
+def test_out_that_cannot_be_a_folder_exits_2_naming_it(tmp_path, capsys, where):
+    taken = tmp_path / "taken.txt"
+    taken.write_text("not a folder")
+    out = taken if where == "file" else taken / "run"
+    assert main([*FAST, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(out) in err and len(err.strip().splitlines()) == 1
+    assert taken.read_text() == "not a folder"
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(ValueError, match="--seeds must be at least 1"):
+        main(["--debug", *FAST, "--seeds", "0", "--out", str(tmp_path / "run")])
+
+
+def test_report_of_a_missing_folder_creates_nothing(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    assert "no such run folder" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists()

@@ -17,6 +17,7 @@ LAYOUT = """\
 
 COLUMNS: tuple[str, ...] = ("path", "id", "speaker", "split", "transcript", "language", "phonemes")
 COLUMNS += ("sample_rate", "clean_path")
+RATE_NOTE = "the manifest's sample_rate column sets each row's expected rate (default 16000)"
 
 
 def _err(exc_type: type[Exception], message: str) -> Exception:
@@ -44,7 +45,7 @@ def load_folder(root: str | Path, splits: str | Iterable[str] | None = None) -> 
                 items.append(utt)
     if not items and wanted is None:
         raise _err(ValueError, f"{manifest} lists no utterances")
-    return finish("folder", LAYOUT, root, items, wanted)
+    return finish("folder", LAYOUT, root, items, wanted, RATE_NOTE)
 
 
 def _row(root: Path, row: dict[str, str], where: str) -> Utterance:

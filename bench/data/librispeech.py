@@ -15,6 +15,7 @@ LAYOUT = """\
   ROOT = the LibriSpeech folder holding subsets (train-clean-100, dev-clean, test-clean,
   test-other, ...), the folder holding LibriSpeech/, or a single subset folder;
   split = subset name"""
+RATE_NOTE = "LibriSpeech is 16 kHz; re-extract or replace the files listed"
 
 
 def _err(exc_type: type[Exception], message: str) -> Exception:
@@ -47,7 +48,7 @@ def load_librispeech(
                 items.extend(_chapter(chapter, subset))
             if len(items) == n:
                 raise _err(ValueError, f"no utterances in subset folder {subset_dir}")
-    return finish("librispeech", LAYOUT, root, items, wanted)
+    return finish("librispeech", LAYOUT, root, items, wanted, RATE_NOTE)
 
 
 def _chapter(chapter: Path, subset: str) -> list[Utterance]:

@@ -3,10 +3,13 @@ synthetic corpus: the ``LOADERS`` registry, ``load_corpus`` and ``--data`` parsi
 
 The loaders live in ``librispeech.py``, ``timit.py``, ``voicebank.py`` and ``folder.py``;
 each ``load_<name>(root, splits=None, ...)`` reads a corpus's standard layout, checks it
-and returns utterances sorted by id. Audio is not read (``Utterance.load()`` reads it
-lazily and checks its sample rate). Errors name the path and end with the expected layout:
-a path that should exist and does not -> FileNotFoundError; a folder with nothing usable,
-a bad label line or manifest row -> ValueError; a wrong sample rate -> AudioFormatError.
+and returns utterances sorted by id. Audio is not decoded (``Utterance.load()`` reads it
+lazily), but every file's header is checked when the corpus is indexed: readable, at the
+expected sample rate, not empty. Errors name the path: a path that should exist and does
+not -> FileNotFoundError; an empty folder, a folder with nothing usable, a bad label line
+or manifest row -> CorpusError (a ValueError; these end with the expected layout); an
+unreadable, empty or wrongly sampled audio file -> AudioFormatError (a CorpusError).
+``bench.data.checks.check_corpus`` runs this indexing up front for ``--data``.
 
 The layout checks the loaders share live in ``corpus_layout.py``, below both the loaders
 and this module, so the imports run one way: corpus_layout <- loaders <- real_corpora.

@@ -14,6 +14,7 @@ LAYOUT = """\
   ROOT/{TRAIN,TEST}/<DR>/<SPEAKER>/<UTT>.TXT  line 'START END SENTENCE'
   ROOT/{TRAIN,TEST}/<DR>/<SPEAKER>/<UTT>.WRD  lines 'START END WORD' (optional)
   upper- or lower-case names; split = train / test"""
+RATE_NOTE = "TIMIT is 16 kHz; re-extract or replace the files listed"
 
 # TIMIT's 61 phones folded to the 39 classes of Lee & Hon (1989), as in Kaldi's
 # egs/timit/s5/conf/phones.60-48-39.map (third column). None = dropped (glottal stop q).
@@ -69,7 +70,7 @@ def load_timit(
             for utt, wav in _audio_files(speaker_dir).items():
                 if include_sa or not utt.startswith("SA"):
                     items.append(_utterance(speaker_dir, utt, wav, split))
-    return finish("timit", LAYOUT, root, items, wanted)
+    return finish("timit", LAYOUT, root, items, wanted, RATE_NOTE)
 
 
 def _audio_files(speaker_dir: Path) -> dict[str, Path]:

@@ -21,7 +21,7 @@ import torch
 from bench.context import RunContext
 from bench.data import synthetic
 from bench.models.wav2vec import Wav2Vec, config_for
-from bench.store import stable_hash
+from bench.store import replacing, stable_hash
 from bench.training import StepOutput, flops_timing, sgd_update, train, warmup_linear_decay
 
 SAMPLE_RATE = 16000
@@ -153,9 +153,8 @@ def pretrained_path(
 
 def save_pretrained(model: Wav2Vec, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(model.state_dict(), tmp)
-    tmp.replace(path)  # atomic: a crash never leaves a half-written network
+    with replacing(path) as fh:  # atomic, unique temp name: no half-written network
+        torch.save(model.state_dict(), fh)
 
 
 def build_network(

@@ -30,7 +30,7 @@ from bench.metrics import weighted
 from bench.metrics.calibration import metrics_from_items
 from bench.registry import register
 from bench.scoring import score_calibrator
-from bench.store import Cell, stable_hash
+from bench.store import Cell, replacing, stable_hash
 from bench.tasks.base import CellResult, Task, product
 from bench.training import StepOutput, flops_timing, train
 
@@ -194,9 +194,8 @@ class CalibrationTask(Task):
         trained = train_classifier(model, config, ctx)
         meta = {k: trained[k] for k in ("curves", "timing", "split_sizes")}
         arrays: dict[str, Any] = {k: v for k, v in trained.items() if isinstance(v, np.ndarray)}
-        tmp = path.with_name(f".{path.stem}.{id(trained)}.tmp.npz")
-        np.savez(tmp, **arrays, meta=np.array(json.dumps(meta)))
-        tmp.replace(path)  # atomic: a crash never leaves a half-written artifact
+        with replacing(path) as fh:  # a unique temporary name, renamed over path
+            np.savez(fh, **arrays, meta=np.array(json.dumps(meta)))
         return trained
 
     def dataset_card(self, config: dict[str, object]) -> str:

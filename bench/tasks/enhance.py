@@ -38,7 +38,7 @@ from bench.metrics.enhancement import (
 from bench.metrics.weighted import ItemForm
 from bench.models.enhancement import enhance_all
 from bench.registry import register
-from bench.store import Cell, stable_hash
+from bench.store import Cell, stable_hash, write_atomic
 from bench.tasks.base import NONE, CellResult, Items, Task, product
 from bench.training import StepOutput, sgd_update, train, warmup_linear_decay
 
@@ -231,9 +231,7 @@ class EnhanceTask(Task):
                 for d in json.loads(path.read_text())
             ]
         scores = score_utterances(test.clean, test.noisy, SAMPLE_RATE, workers)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([asdict(s) for s in scores]))
-        tmp.replace(path)
+        write_atomic(path, json.dumps([asdict(s) for s in scores]))
         return scores
 
     def _save_example(
