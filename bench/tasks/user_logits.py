@@ -10,6 +10,7 @@ The same calibrators, metrics and report as the digits calibration task are used
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -50,12 +51,7 @@ def load_logits_file(path: str | Path) -> LogitsFile:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; give an .npz with arrays logits and labels")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(
-            f"{path}: not a readable .npz file ({exc}); write it with numpy.savez"
-        ) from exc
+    data = _open_npz(path)
     with data:
         missing = [k for k in ("logits", "labels") if k not in data.files]
         if missing:
@@ -64,12 +60,14 @@ def load_logits_file(path: str | Path) -> LogitsFile:
                 f"found {', '.join(data.files) or 'none'}. "
                 "Save with numpy.savez(path, logits=..., labels=..., [split=...])"
             )
-        logits, labels = data["logits"], data["labels"]
-        split = data["split"] if "split" in data.files else None
+        logits, labels = _array(data, path, "logits"), _array(data, path, "labels")
+        split = _array(data, path, "split") if "split" in data.files else None
     if logits.ndim != 2 or logits.shape[1] < 2:
         raise ValueError(
             f"{path}: logits must be (N, K) with K >= 2 classes, got shape {logits.shape}"
         )
+    if len(logits) == 0:
+        raise ValueError(f"{path}: logits has no rows (N = 0); save at least one row per item")
     if not np.issubdtype(logits.dtype, np.floating):
         raise ValueError(f"{path}: logits must be floating point, got {logits.dtype}")
     if not np.all(np.isfinite(logits)):
@@ -91,6 +89,54 @@ def load_logits_file(path: str | Path) -> LogitsFile:
     if split is not None:
         is_test = _parse_split(path, split, len(logits))
     return LogitsFile(logits.astype(np.float64), labels.astype(np.int64), is_test)
+
+
+SAVE_HINT = (
+    "save numeric arrays with numpy.savez(path, logits=..., labels=...): "
+    "logits float (N, K), labels int (N,)"
+)
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # what every .npz (a zip archive) starts with
+
+
+def _open_npz(path: Path) -> np.lib.npyio.NpzFile:
+    """``path`` opened as an .npz archive, never through pickle. Anything else is refused
+    with the file's name and how to write it; numpy's own message is not passed on, since
+    it suggests allow_pickle, which would run code from the file."""
+    with path.open("rb") as fh:
+        head = fh.read(6)
+    if not head.startswith(_ZIP_MAGIC):
+        if not head:
+            what = "it is empty"
+        elif head.startswith(b"\x93NUMPY"):
+            what = "it is a one-array .npy file, as numpy.save writes"
+        else:
+            what = "it is not a zip archive"
+        raise ValueError(f"{path}: not an .npz file ({what}); {SAVE_HINT}")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        why = str(exc) if isinstance(exc, zipfile.BadZipFile) else "damaged"
+        raise ValueError(f"{path}: not a readable .npz file ({why}); {SAVE_HINT}") from None
+    return data  # a zip archive is always read as an NpzFile
+
+
+def _array(data: np.lib.npyio.NpzFile, path: Path, key: str) -> np.ndarray:
+    """Array ``key`` of an open .npz; an object array or a member that is not an array is
+    refused with the file, the array and the fix."""
+    try:
+        value = data[key]
+    except ValueError as exc:  # an object array: reading it needs pickle, which is refused
+        if "pickle" in str(exc) or "object" in str(exc).lower():
+            raise ValueError(
+                f"{path}: array {key!r} holds Python objects (dtype=object), which are not "
+                f"read; {SAVE_HINT}, converted first (logits.astype(float), labels.astype(int))"
+            ) from None
+        raise ValueError(f"{path}: array {key!r} cannot be read; {SAVE_HINT}") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: array {key!r} cannot be read ({exc}); {SAVE_HINT}") from None
+    if not isinstance(value, np.ndarray):  # a zip member that is not an .npy array
+        raise ValueError(f"{path}: {key!r} in the archive is not a numpy array; {SAVE_HINT}")
+    return value
 
 
 def _parse_split(path: Path, split: np.ndarray, n: int) -> np.ndarray:
