@@ -117,6 +117,7 @@ def hold(run_dir: Path, command: str | None = None, quiet: bool = False) -> Iter
         stale = _read_info(fd, wait=0)
         if stale.get("pid") and not quiet:
             print(f"note: took over {path} left by {describe_holder(stale)}", file=sys.stderr)
+        remove_stale_temporaries(Path(run_dir))
         _write_info(fd, command or " ".join(sys.argv))
         try:
             yield Path(run_dir)
@@ -124,3 +125,12 @@ def hold(run_dir: Path, command: str | None = None, quiet: bool = False) -> Iter
             os.ftruncate(fd, 0)  # released cleanly: no holder recorded
     finally:
         os.close(fd)  # closing the last descriptor releases the flock
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Remove the temporary files (``.<name>.<random>.tmp``, ``bench.store.replacing``) a
+    killed writer left in ``run_dir``: with its lock held, no writer of it is alive."""
+    stale = [p for p in run_dir.rglob(".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale

@@ -236,6 +236,7 @@ def _write_torn_file(path: Path, tail: bytes) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     fd, aside = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.torn-{stamp}-")
     with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), 0o644)  # readable like the records, not mkstemp's 0o600
         out.write(tail)
         out.flush()
         os.fsync(out.fileno())

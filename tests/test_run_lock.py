@@ -88,3 +88,14 @@ def test_two_calibrate_commands_started_together_one_exits_2(tmp_path):
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     keys = [(r["method"]["calibrator"], r["seed"]) for r in records]
     assert len(keys) == 10 and len(set(keys)) == 10  # no duplicate records
+
+
+def test_taking_the_lock_removes_temporaries_a_killed_writer_left(tmp_path):
+    (tmp_path / "artifacts").mkdir()
+    left = [tmp_path / ".report.html.k3j2.tmp", tmp_path / "artifacts" / ".a.npz.x9.tmp"]
+    kept = [tmp_path / "report.html", tmp_path / "records.jsonl.torn-20261129T0000Z-ab"]
+    for p in left + kept:
+        p.write_text("x")
+    with run_lock.hold(tmp_path, "test"):
+        assert not any(p.exists() for p in left)
+        assert all(p.exists() for p in kept)
