@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from bench.report.compare import FASTER, NOT_SIGNIFICANT, SAME, SLOWER
+from bench.report.stats import shift_pvalue as paired_p
 
 NEW, OLD = "new", "old"
 
@@ -40,21 +40,6 @@ class Judgement:
     old_s: float
 
 
-def paired_p(log_ratios: np.ndarray) -> float | None:
-    """Two-sided one-sample t-test of the per-round log ratios against 0 (None: one round).
-
-    A t-test rather than Wilcoxon's signed-rank test: with the few rounds a quick gate can
-    afford, Wilcoxon cannot reach p < 0.05 at all (its smallest two-sided p is 2/2^n:
-    0.0625 at n = 5), while log ratios of paired timings are close enough to symmetric
-    for the t-test. Identical ratios in every round have no spread: p = 0 (or 1 if equal).
-    """
-    if len(log_ratios) < 2:
-        return None
-    if np.allclose(log_ratios, log_ratios[0], rtol=0, atol=1e-12):
-        return 0.0 if abs(log_ratios[0]) > 1e-12 else 1.0
-    return float(stats.ttest_1samp(log_ratios, 0.0).pvalue)
-
-
 def judge(
     new: list[Sample],
     old: list[Sample],
@@ -80,7 +65,7 @@ def judge(
     t_new, t_old = times(new), times(old)
     logs = np.log(t_old) - np.log(t_new)
     ratio = float(np.exp(logs.mean()))
-    p = paired_p(logs)
+    p = paired_p(logs)  # a t-test: with ~5 rounds Wilcoxon cannot reach 0.05 (min 2/2^n)
     outside = ratio < 1 - tolerance or ratio > 1 + tolerance
     if p is not None and p < alpha and ratio < 1 - tolerance:
         verdict = SLOWER

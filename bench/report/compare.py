@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from bench import registry
 from bench.metrics import METRICS, TIMING_UNITS
 from bench.metrics.weighted import ItemForm
 from bench.report import item_stats
 from bench.report.item_stats import ItemsDiffer
+from bench.report.stats import shift_pvalue
 from bench.store import Record, latest_records, read_items, stable_hash
 from bench.tasks.base import get_task
 
@@ -237,12 +237,12 @@ def _quality_row(task, method, metric, both, alpha, items: _ItemPairs | None = N
     improved = (delta > 0) == spec.higher_is_better
     if test is not None:
         row.p = test.p
-        seed_p = _paired_p(new - old)
+        seed_p = shift_pvalue(new - old)
         row.note = f"paired {test.test} over {test.seeds}×{test.items} items" + (
             f"; seeds p = {seed_p:.3g}" if seed_p is not None else ""
         )
     else:
-        row.p = _paired_p(new - old)
+        row.p = shift_pvalue(new - old)
     if row.p is None:
         row.verdict, row.note = NOT_SIGNIFICANT, "one seed and no items: no paired test"
     elif row.p < alpha:
@@ -250,15 +250,6 @@ def _quality_row(task, method, metric, both, alpha, items: _ItemPairs | None = N
     else:
         row.verdict = NOT_SIGNIFICANT
     return row
-
-
-def _paired_p(diffs: np.ndarray) -> float | None:
-    """Two-sided paired t-test p-value of the per-seed differences (None for one seed)."""
-    if len(diffs) < 2:
-        return None
-    if np.allclose(diffs, diffs[0]):  # no spread: the same shift on every seed
-        return 0.0 if diffs[0] != 0 else 1.0
-    return float(stats.ttest_1samp(diffs, 0.0).pvalue)
 
 
 # counts and fractions that do not scale with the machine's speed: compared as they are

@@ -76,7 +76,17 @@ def paired_pvalue(values: list[float | None], baseline: list[float | None]) -> f
         return math.nan
     if len({a for a, _ in pairs}) == 1 and len({b for _, b in pairs}) == 1:
         return math.nan
-    diffs = np.array([a - b for a, b in pairs])
+    p = shift_pvalue(np.array([a - b for a, b in pairs]))
+    return math.nan if p is None else p
+
+
+def shift_pvalue(diffs: np.ndarray) -> float | None:
+    """Two-sided one-sample t-test of paired differences against 0 (the paired t-test).
+
+    None with fewer than two differences. Identical differences have no spread: the t
+    statistic is infinite, so p = 0 for a non-zero shift and 1 for none."""
+    if len(diffs) < 2:
+        return None
     if np.allclose(diffs, diffs[0], rtol=0, atol=1e-12):
         return 1.0 if abs(diffs[0]) <= 1e-12 else 0.0
-    return float(stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue)
+    return float(stats.ttest_1samp(diffs, 0.0).pvalue)
