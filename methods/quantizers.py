@@ -99,6 +99,10 @@ class Quantizer(nn.Module):
     # True: ``loss`` is a diversity loss, which a model weights by its alpha (wav2vec 2.0);
     # False: a loss the method needs at weight 1 (VQ-VAE's codebook + commitment), or none
     loss_is_diversity: ClassVar[bool] = False
+    # True: the quantizer is frozen and its codes are targets that must not move, so the
+    # model feeds it the stem's output standardised without learned scale and without
+    # dropout (BEST-RQ); False: the model's learned feature norm and feature dropout
+    fixed_targets: ClassVar[bool] = False
 
     def __init__(self, in_dim: int, out_dim: int, groups: int, entries: int) -> None:
         super().__init__()

@@ -176,14 +176,11 @@ def _to_16k(samples: np.ndarray, rate: int) -> np.ndarray:
     return np.clip(out, -1.0, 32767 / 32768)
 
 
-def build(config: CorpusConfig, out_dir: Path, jobs: int = 1, progress=None) -> dict:
-    """Synthesise the corpus into ``out_dir`` (must not exist); returns build statistics."""
-    from bench.data.mixtures import build_mixtures
-
-    tmp = out_dir.with_name(out_dir.name + f".partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "audio").mkdir(parents=True)
-    planned = plan(config)
+def synthesize(
+    planned: list[PlannedUtterance], out: Path, jobs: int = 1, progress=None
+) -> list[dict]:
+    """Synthesise ``planned`` into ``out/audio/<split>/<speaker>/``; its manifest rows, in
+    synthesis order (fixed by the shards, not by ``jobs``)."""
     by_speaker: dict[str, list[PlannedUtterance]] = {}
     for p in planned:
         by_speaker.setdefault(p.speaker.id, []).append(p)
@@ -195,10 +192,6 @@ def build(config: CorpusConfig, out_dir: Path, jobs: int = 1, progress=None) -> 
         for i in range(0, len(groups), SPEAKERS_PER_SHARD)
     ]
     index = {p.id: p for p in planned}
-    _resampler(22050)  # import torch and build the kernel before the clock starts
-    t0 = time.perf_counter()
-    synth_seconds = 0.0
-    audio_seconds = 0.0
     rows = []
     # a fresh espeak process per speaker makes builds byte-identical; threads only wait
     with (
@@ -218,9 +211,8 @@ def build(config: CorpusConfig, out_dir: Path, jobs: int = 1, progress=None) -> 
                 scale = SAMPLE_RATE / syn.sample_rate
                 alignment = phonemes.align(syn.phonemes, len(audio), p.speaker.language, scale)
                 rel = Path("audio") / p.split / p.speaker.id / f"{uid}.flac"
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                sf.write(tmp / rel, audio, SAMPLE_RATE, subtype="PCM_16", format="FLAC")
-                audio_seconds += len(audio) / SAMPLE_RATE
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                sf.write(out / rel, audio, SAMPLE_RATE, subtype="PCM_16", format="FLAC")
                 rows.append(
                     {
                         "id": uid,
@@ -234,10 +226,27 @@ def build(config: CorpusConfig, out_dir: Path, jobs: int = 1, progress=None) -> 
                         "prosody": p.prosody,
                         "num_samples": len(audio),
                         "voice": asdict(p.voice),
-                        "sha1": _sha1(tmp / rel),
+                        "sha1": _sha1(out / rel),
                     }
                 )
+    return rows
+
+
+def build(config: CorpusConfig, out_dir: Path, jobs: int = 1, progress=None) -> dict:
+    """Synthesise the corpus into ``out_dir`` (must not exist); returns build statistics."""
+    from bench.data.mixtures import build_mixtures
+
+    tmp = out_dir.with_name(out_dir.name + f".partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "audio").mkdir(parents=True)
+    planned = plan(config)
+    _resampler(22050)  # import torch and build the kernel before the clock starts
+    t0 = time.perf_counter()
+    rows = synthesize(planned, tmp, jobs, progress)
     synth_seconds = time.perf_counter() - t0
+    audio_seconds = 0.0
+    for row in rows:  # summed in synthesis order, as corpus.json always has been
+        audio_seconds += row["num_samples"] / SAMPLE_RATE
     rows.sort(key=lambda r: r["id"])
     _write_jsonl(tmp / "manifest.jsonl", rows)
     mix_rows = build_mixtures(config, tmp, rows, progress=progress)

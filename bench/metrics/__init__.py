@@ -60,12 +60,35 @@ METRICS: dict[str, MetricSpec] = {
     "test_deletions": MetricSpec(False, "", 1, 0.0, "word deletions", ranked=False),
     "test_insertions": MetricSpec(False, "", 1, 0.0, "word insertions", ranked=False),
     # self-supervised pre-training diagnostics (informational: not ranked, never gating)
-    "codebook_perplexity": MetricSpec(
-        True, "", 1, 0.0, "exp(entropy) of test code use, summed over groups", ranked=False
+    "code_perplexity": MetricSpec(
+        True, "", 1, 0.0, "exp(entropy) of test-frame codes, summed over groups", ranked=False
     ),
     "code_usage": MetricSpec(
         True, "%", 100, 0.0, "share of codebook entries used on test", ranked=False
     ),
+    "adjacent_agreement": MetricSpec(
+        True, "%", 100, 0.0, "adjacent test frames with the same code (per group)", ranked=False
+    ),
+    "adjacent_agreement_all": MetricSpec(
+        True, "%", 100, 0.0, "adjacent test frames with every group's code the same", ranked=False
+    ),
+    "phone_mi_bits": MetricSpec(
+        True, "bits", 1, 0.0, "mutual information of test codes and phones", ranked=False
+    ),
+    "phone_pnmi": MetricSpec(
+        True, "%", 100, 0.0, "I(code; phone) / H(phone) on test frames (HuBERT)", ranked=False
+    ),
+    "phone_purity": MetricSpec(
+        True, "%", 100, 0.0, "test frames whose code's most common phone is theirs", ranked=False
+    ),
+    "pretrain_accuracy": MetricSpec(
+        True, "%", 100, 0.0, "pre-training accuracy, last 10% of updates", ranked=False
+    ),
+    "pretrain_chance": MetricSpec(
+        True, "%", 100, 0.0, "pre-training accuracy of guessing", ranked=False
+    ),
+    "probe_dev_per": MetricSpec(False, "%", 100, 1.0, "frozen-probe PER on the dev speakers"),
+    "probe_test_per": MetricSpec(False, "%", 100, 1.0, "frozen-probe PER on the test speakers"),
     "pretrain_loss": MetricSpec(
         False,
         "",

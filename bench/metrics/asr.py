@@ -72,7 +72,7 @@ def rate_from_counts(edits: np.ndarray, reference_tokens: np.ndarray) -> float:
     n = int(np.asarray(reference_tokens)[kept].sum())
     if n == 0:
         raise ValueError("every reference is empty: nothing to score")
-    return int(np.asarray(edits)[kept].sum()) / n
+    return float(np.asarray(edits)[kept].sum()) / n  # float: edits averaged over probe starts
 
 
 def word_char_edits(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, np.ndarray]:

@@ -1,15 +1,20 @@
-"""A CTC character recogniser on any front end, and its decoding (greedy and LM beam).
+"""CTC fine-tuning of the wav2vec-style network, and decoding (greedy and LM beam).
 
-Front end trunk -> Transformer context network -> linear CTC head over the characters
-(+ blank). The trunk comes from the front end (``Frontend.trunk``): the wav2vec-style
-network brings its frozen feature encoder and its context network (fine-tuned), a fixed
-front end (log-mel) gets a projection and a Transformer trained from scratch.
+As wav2vec 2.0 fine-tunes (Baevski et al. 2020, §4.3 and Appendix B): a linear CTC head
+over the tokens (+ blank) on the context network, the whole network trained, the head
+alone for the first ``freeze_steps`` updates, and the input masked during training, in
+time (spans of the mask embedding) and in channels (SpecAugment-like). Batches are
+zero-padded and the network gets a padding mask, so padded frames are never attended to;
+the CTC loss reads each utterance's own frame count. The same recipe fine-tunes a
+pre-trained network and the randomly initialised one, so their difference is pre-training.
+Phones (the SSL task) and characters (the ASR task) use it alike.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,25 +23,50 @@ from torch import nn
 
 from bench.context import RunContext
 from bench.models.ctc_decoding import beam_search, greedy
-from bench.models.frontends import Frontend
+from bench.models.masking import compute_mask
 from bench.models.ngram_lm import NgramLM
-from bench.models.wav2vec import config_for
+from bench.models.wav2vec import Wav2Vec
+from bench.training import StepOutput, TrainResult, sgd_update, train, warmup_linear_decay
+
+BLANK = 0
+
+
+@dataclass
+class FinetuneConfig:
+    steps: int = 400
+    freeze_steps: int = 40  # updates with the network frozen (the head alone learns)
+    batch_size: int = 8
+    lr: float = 1e-3  # Adam, linear warm-up (10%) then linear decay
+    mask_prob: float = 0.05  # time masking: share of frames that start a masked span
+    mask_length: int = 5  # frames per span (20 ms each)
+    channel_mask_prob: float = 0.5  # chance of one masked channel band per utterance
+    channel_mask_width: int = 16  # at most this many input channels per band
+
+    def validate(self) -> None:
+        if self.steps < 1 or self.freeze_steps < 0 or self.batch_size < 1:
+            raise ValueError(f"invalid fine-tuning config: {self}")
 
 
 class CTCRecognizer(nn.Module):
-    """Front end trunk -> context network -> linear CTC head over characters (+ blank)."""
+    """The network's context -> linear head over tokens + blank (index 0)."""
 
-    def __init__(self, frontend: Frontend, n_tokens: int, size: str) -> None:
+    def __init__(self, network: Wav2Vec, n_tokens: int) -> None:
         super().__init__()
-        cfg = config_for(size)
-        self.input, self.context = frontend.trunk(cfg)
-        self.head = nn.Linear(cfg.dim, n_tokens + 1)
+        self.network = network
+        self.head = nn.Linear(network.config.dim, n_tokens + 1)
 
     def frames(self, num_samples: int) -> int:
-        return self.input.frames(num_samples)  # type: ignore[operator]
+        return self.network.frames(num_samples)
 
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:  # (B, S) -> (B, T, V+1) log-probs
-        return F.log_softmax(self.head(self.context(self.input(wav))), -1)
+    def forward(
+        self,
+        wav: torch.Tensor,
+        lengths: list[int] | None = None,
+        time_mask: torch.Tensor | None = None,
+        channel_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:  # (B, S) -> (B, T, V+1) log-probs
+        context, _ = self.network.encode(wav, lengths, time_mask, channel_mask)
+        return F.log_softmax(self.head(context), -1)
 
 
 def batch_waves(audio: Sequence[np.ndarray], idx: list[int]) -> tuple[torch.Tensor, list[int]]:
@@ -46,6 +76,92 @@ def batch_waves(audio: Sequence[np.ndarray], idx: list[int]) -> tuple[torch.Tens
     for row, w in enumerate(waves):
         out[row, : len(w)] = w
     return torch.from_numpy(out), [len(w) for w in waves]
+
+
+def channel_mask(
+    batch: int, dim: int, config: FinetuneConfig, generator: torch.Generator
+) -> torch.Tensor:
+    """(B, dim) bool: with probability ``channel_mask_prob`` one band of 1 ..
+    ``channel_mask_width`` consecutive input channels per utterance."""
+    mask = torch.zeros(batch, dim, dtype=torch.bool)
+    for row in range(batch):
+        if float(torch.rand((), generator=generator)) < config.channel_mask_prob:
+            width = int(torch.randint(1, config.channel_mask_width + 1, (), generator=generator))
+            start = int(torch.randint(0, dim - width + 1, (), generator=generator))
+            mask[row, start : start + width] = True
+    return mask
+
+
+def fine_tune(
+    model: CTCRecognizer,
+    audio: Sequence[np.ndarray],
+    targets: list[torch.Tensor],
+    config: FinetuneConfig,
+    ctx: RunContext,
+    desc: str = "fine-tune",
+) -> TrainResult:
+    """CTC fine-tuning on (waveform, token ids) pairs; returns curves and timing."""
+    rng, generator = ctx.rng(), ctx.generator()
+    network_params = list(model.network.parameters())
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], config.lr)
+    dim = model.network.config.dim
+
+    def forward(step: int) -> StepOutput:
+        for p in network_params:
+            p.requires_grad_(step >= config.freeze_steps)
+        idx = list(rng.choice(len(audio), size=min(config.batch_size, len(audio)), replace=False))
+        wav, lengths = batch_waves(audio, idx)
+        frames = [model.frames(n) for n in lengths]
+        t = model.frames(wav.shape[1])
+        time_mask = None
+        if config.mask_prob > 0 and t >= config.mask_length:
+            time_mask = compute_mask(
+                len(idx), t, config.mask_prob, config.mask_length, generator, min_masks=0
+            ).to(ctx.device)
+        channels = channel_mask(len(idx), dim, config, generator).to(ctx.device)
+        labels = [targets[i] for i in idx]
+        with ctx.autocast():
+            log_probs = model(wav.to(ctx.device), lengths, time_mask, channels).float()
+        loss = F.ctc_loss(
+            log_probs.transpose(0, 1),
+            torch.cat(labels).to(ctx.device),
+            torch.tensor(frames),
+            torch.tensor([len(y) for y in labels]),
+            blank=BLANK,
+            zero_infinity=True,
+        )
+        return StepOutput(loss, items=len(idx))
+
+    model.train()
+    result = train(
+        forward,
+        config.steps,
+        ctx,
+        optimizer=optimizer,
+        update=sgd_update(optimizer, clip_grad_norm=5.0),
+        schedule=warmup_linear_decay(config.steps, 0.1),
+        loss_key="finetune_loss",
+        desc=desc,
+    )
+    model.eval()
+    return result
+
+
+@torch.no_grad()
+def log_probs_of(model: CTCRecognizer, wav: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(T, V+1) float CPU log-probabilities of one utterance (eval mode, no masking)."""
+    model.eval()
+    return model(torch.from_numpy(wav).unsqueeze(0).to(device))[0].float().cpu()
+
+
+def greedy_tokens(log_probs: torch.Tensor, vocab: Sequence[str]) -> list[str]:
+    """Best-path CTC decoding to tokens: argmax per frame, merge repeats, drop blanks."""
+    out, previous = [], None
+    for index in log_probs.argmax(-1).tolist():
+        if index != previous and index != BLANK:
+            out.append(vocab[index - 1])
+        previous = index
+    return out
 
 
 @torch.no_grad()
@@ -61,13 +177,12 @@ def transcribe(
     beam: bool = True,
 ) -> tuple[list[str], list[str], dict[str, float]]:
     """Greedy and (if ``beam``) LM beam-search hypotheses, with decoding seconds of each."""
-    model.eval()
     greedy_out: list[str] = []
     beam_out: list[str] = []
     t_net = t_greedy = t_beam = 0.0
     for wav in audio:
         t0 = time.perf_counter()
-        log_probs = model(torch.from_numpy(wav).unsqueeze(0).to(ctx.device))[0].float().cpu()
+        log_probs = log_probs_of(model, wav, ctx.device)
         t1 = time.perf_counter()
         greedy_out.append(greedy(log_probs, tokens))
         t2 = time.perf_counter()

@@ -1,16 +1,19 @@
 """Self-supervised pre-training of the wav2vec-style network, shared by the SSL and ASR tasks.
 
-One quantizer x objective network is pre-trained on random crops of the embedded corpus's
-unlabeled English train split (AdamW, linear warm-up then linear decay, gradient norm
-clipped at 10) through ``bench.training.train``, and kept in the run folder, keyed by
+One quantizer x objective network is pre-trained on random crops of the unlabeled pool
+(bench/data/unlabeled_pool.py: the corpus's train audio of both languages, its noisy twins
+and an unlabeled-only synthetic pool, about 10x the English train split) with AdamW,
+linear warm-up then linear decay and the gradient norm clipped at 10, through
+``bench.training.train``; the network is kept in the run folder, keyed by
 everything that fixes it, so a later cell of the same run (e.g. ASR after the SSL task)
 loads it instead of training it again.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -19,9 +22,10 @@ import numpy as np
 import torch
 
 from bench.context import RunContext
-from bench.data import synthetic
-from bench.models.wav2vec import Wav2Vec, config_for
-from bench.store import replacing, stable_hash
+from bench.data import unlabeled_pool
+from bench.models.wav2vec import Wav2Vec
+from bench.models.wav2vec_config import config_for
+from bench.store import replacing, stable_hash, write_atomic
 from bench.training import StepOutput, flops_timing, sgd_update, train, warmup_linear_decay
 
 SAMPLE_RATE = 16000
@@ -33,66 +37,69 @@ class PretrainConfig:
     model_size: str = "small"  # tiny / small / base (bench.models.wav2vec.SIZES)
     steps: int = 300  # pre-training updates
     batch_size: int = 8
-    crop_seconds: float = 1.5  # random crops of the unlabeled utterances
+    crop_seconds: float = 1.5  # longest crop; a batch is cropped to its shortest utterance
     lr: float = 5e-4  # AdamW, linear warm-up then linear decay
     warmup_fraction: float = 0.08
-    tau_decay: float = 0.995  # Gumbel temperature decay per update (paper 0.999995 for 400k)
+    # the Gumbel temperature falls geometrically from 2 to its floor 0.5 over this share of
+    # the updates (fairseq's decay 0.999995 reaches the floor after 69% of 400k updates)
+    tau_anneal_fraction: float = 0.7
+    stem: str = "logmel"  # "logmel" on CPU budgets; "conv" (the waveform encoder) for full
 
     def validate(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
+        if self.steps < 1 or self.batch_size < 1 or not 0 < self.tau_anneal_fraction <= 1:
             raise ValueError(f"invalid pre-training config: {self}")
+
+    def tau_decay(self) -> float:
+        """Per-update factor that takes τ from TAU_RANGE[0] to TAU_RANGE[1] over the share."""
+        updates = max(1.0, self.tau_anneal_fraction * self.steps)
+        return (TAU_RANGE[1] / TAU_RANGE[0]) ** (1 / updates)
+
+
+TAU_RANGE = (2.0, 0.5)  # the Gumbel quantizer's default (tau_max, tau_min), wav2vec 2.0's
+NETWORK_VERSION = 2  # part of a kept network's key: bump when the architecture changes
 
 
 PRETRAIN_SCALES: dict[str, dict[str, Any]] = {
-    "quick": {"corpus": "quick", "steps": 40},
-    # sized so the default suite fits its hour on 2 CPU cores
-    "default": {"corpus": "default", "steps": 400},
+    "quick": {"corpus": "quick", "steps": 60},
+    # the issue's 2,000-3,000 updates with warm-up and decay; about 0.08 s each on one core
+    "default": {"corpus": "default", "steps": 2000},
     "full": {
         "corpus": "full",
         "model_size": "base",
         "steps": 20000,
         "batch_size": 16,
-        "tau_decay": 0.9999,
+        "stem": "conv",
     },
 }
-
-
-@dataclass
-class Watch:
-    """Look at the network while it pre-trains: ``probe(network, step)`` after each of
-    ``steps`` (counts of updates done); the network is back in training mode afterwards."""
-
-    steps: set[int]
-    probe: Callable[[Wav2Vec, int], None]
 
 
 def random_crops(
     audio: Sequence[np.ndarray], batch: int, length: int, rng: np.random.Generator
 ) -> torch.Tensor:
-    """``batch`` crops of ``length`` samples from random utterances (zero-padded if short)."""
-    out = np.zeros((batch, length), dtype=np.float32)
-    for row, i in enumerate(rng.integers(len(audio), size=batch)):
-        wav = audio[i]
-        if len(wav) > length:
-            start = int(rng.integers(len(wav) - length + 1))
-            out[row] = wav[start : start + length]
-        else:
-            out[row, : len(wav)] = wav
+    """``batch`` random crops from random utterances, all as long as the shortest of them
+    (at most ``length`` samples): no padding, so no padded frame is masked, predicted or
+    used as a distractor (fairseq's audio pre-training crops a batch the same way)."""
+    chosen = [audio[i] for i in rng.integers(len(audio), size=batch)]
+    length = min(length, *(len(w) for w in chosen))
+    out = np.empty((batch, length), dtype=np.float32)
+    for row, wav in enumerate(chosen):
+        start = int(rng.integers(len(wav) - length + 1))
+        out[row] = wav[start : start + length]
     return torch.from_numpy(out)
 
 
-def pretrain(
-    model: Wav2Vec, config: PretrainConfig, ctx: RunContext, watch: Watch | None = None
-) -> dict[str, dict]:
+def pretrain(model: Wav2Vec, config: PretrainConfig, ctx: RunContext) -> dict[str, dict]:
     """Self-supervised training of ``model``; returns its curves and timing."""
-    _, audio = synthetic.load_split(config.corpus, "train")
+    audio = unlabeled_pool.pool_audio(config.corpus)
     rng, generator = ctx.rng(), ctx.generator()
     crop = int(config.crop_seconds * SAMPLE_RATE)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     last: dict[str, torch.Tensor] = {}
+    crop_seconds: list[float] = []  # of each batch (a batch is cut to its shortest utterance)
 
     def forward(step: int) -> StepOutput:
         last["wav"] = wav = random_crops(audio, config.batch_size, crop, rng).to(ctx.device)
+        crop_seconds.append(wav.shape[1] / SAMPLE_RATE)
         with ctx.autocast():
             out = model(wav, generator)
         logs = {
@@ -102,12 +109,6 @@ def pretrain(
         }
         return StepOutput(out.loss, items=config.batch_size, logs=logs)
 
-    def evaluate(done: int) -> dict[str, float]:
-        if watch is not None and done in watch.steps:
-            watch.probe(model, done)
-            model.train()
-        return {}
-
     model.train()
     result = train(
         forward,
@@ -116,9 +117,6 @@ def pretrain(
         optimizer=optimizer,
         update=sgd_update(optimizer, clip_grad_norm=10.0, after=model.anneal),
         schedule=warmup_linear_decay(config.steps, config.warmup_fraction),
-        evaluate=evaluate if watch is not None else None,
-        eval_steps=watch.steps if watch is not None else None,
-        eval_key="watched_step",
         loss_key="pretrain_total_loss",
         desc=f"pretrain {model.method}",
     )
@@ -127,10 +125,12 @@ def pretrain(
     timing = dict(result.timing)
     rate = timing["train_samples_per_s"]
     timing |= flops_timing(lambda: model(last["wav"][:1], generator), 1, ctx, rate)
-    seconds_per_s = rate * config.crop_seconds if rate else None
+    mean_crop = float(np.mean(crop_seconds))
+    seconds_per_s = rate * mean_crop if rate else None
     timing["train_audio_s_per_s"] = seconds_per_s
     timing["rtf"] = 1 / seconds_per_s if seconds_per_s else None  # wall s per audio s
-    timing["flops_per_audio_second"] = float(timing["flops_per_sample"] or 0) / config.crop_seconds
+    flops_one = float(timing["flops_per_sample"] or 0)  # measured on the last batch's crop
+    timing["flops_per_audio_second"] = flops_one / (last["wav"].shape[1] / SAMPLE_RATE)
     return {"curves": curves, "timing": timing}
 
 
@@ -145,24 +145,53 @@ def pretrained_path(
     """Where the pre-trained network of (quantizer, objective, seed, config) is kept."""
     key = stable_hash(
         {"q": quantizer, "o": objective, "seed": ctx.seed, "device": str(ctx.device)}
-        | {"amp": ctx.amp, **pretrain_key(config)}
+        | {"amp": ctx.amp, "version": NETWORK_VERSION, **pretrain_key(config)}
     )
     name = f"{quantizer or 'no-quantizer'}-{objective}-s{ctx.seed}-{key}.pt"
     return ctx.run_dir / "artifacts" / "ssl_encoders" / name
 
 
-def save_pretrained(model: Wav2Vec, path: Path) -> None:
+def save_pretrained(model: Wav2Vec, path: Path, trained: dict) -> None:
+    """The network and, beside it, its pre-training summary and curves (for later cells)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with replacing(path) as fh:  # atomic, unique temp name: no half-written network
         torch.save(model.state_dict(), fh)
+    kept = {"summary": trained["summary"], "curves": trained["curves"]}
+    write_atomic(path.with_suffix(".json"), json.dumps(kept))
 
 
 def build_network(
     quantizer: str | None, objective: str, config: PretrainConfig, ctx: RunContext
 ) -> Wav2Vec:
     """A freshly initialised network (its init comes from the cell's seeded torch RNG)."""
-    model_config = config_for(config.model_size, tau_decay=config.tau_decay)
+    model_config = config_for(config.model_size, tau_decay=config.tau_decay(), stem=config.stem)
     return Wav2Vec(model_config, quantizer, objective).to(ctx.device)
+
+
+def chance_accuracy(model: Wav2Vec) -> float:
+    """The pre-training accuracy of guessing: 1/(K+1) among K distractors, 1/V over a
+    codebook of V entries, nan for a regression objective (data2vec)."""
+    needs = model.objective.needs
+    if needs == "negatives":
+        return 1 / (model.config.num_negatives + 1)
+    if needs == "codebook" and model.quantizer is not None:
+        return 1 / model.quantizer.num_entries
+    return float("nan")
+
+
+def summarize(model: Wav2Vec, curves: dict[str, list]) -> dict[str, float]:
+    """End-of-pre-training loss and accuracy (mean of the last 10% of updates), and the
+    accuracy of chance."""
+
+    def tail(name: str) -> float:
+        values = curves[name]
+        return float(np.mean(values[-max(1, len(values) // 10) :]))
+
+    summary = {"pretrain_loss": tail("pretrain_loss")}
+    chance = chance_accuracy(model)
+    if not math.isnan(chance):  # a regression objective (data2vec) has no accuracy
+        summary |= {"pretrain_accuracy": tail("pretrain_accuracy"), "pretrain_chance": chance}
+    return summary
 
 
 def load_or_pretrain(
@@ -170,17 +199,18 @@ def load_or_pretrain(
     objective: str,
     config: PretrainConfig,
     ctx: RunContext,
-    watch: Watch | None = None,
-) -> tuple[Wav2Vec, dict | None]:
-    """The pre-trained network and its curves and timing (None when loaded: an earlier cell
-    of this run made it). A watched pre-training always runs, to be looked at."""
+) -> tuple[Wav2Vec, dict]:
+    """The pre-trained network and its pre-training: "summary" and "curves", and "timing"
+    (empty when loaded: an earlier cell of this run pre-trained it)."""
     model = build_network(quantizer, objective, config, ctx)
     path = pretrained_path(quantizer, objective, config, ctx)
-    if watch is None and path.exists():
+    if path.exists() and path.with_suffix(".json").exists():
         model.load_state_dict(torch.load(path, map_location=ctx.device, weights_only=True))
-        return model, None
-    trained = pretrain(model, config, ctx, watch)
-    save_pretrained(model, path)
+        kept = json.loads(path.with_suffix(".json").read_text())
+        return model, {**kept, "timing": {}}
+    trained = pretrain(model, config, ctx)
+    trained["summary"] = summarize(model, trained["curves"])
+    save_pretrained(model, path, trained)
     return model, trained
 
 
@@ -195,35 +225,3 @@ def network_features(
         for name, value in reps.items():
             out.setdefault(name, []).append(value[0].float().cpu())
     return out
-
-
-@torch.no_grad()
-def code_usage(
-    model: Wav2Vec, audio: Sequence[np.ndarray], device: torch.device
-) -> dict[str, Any] | None:
-    """Codebook use on ``audio``: perplexity and fraction of entries ever chosen (None: the
-    network has no codebook)."""
-    quantizer = model.quantizer
-    if quantizer is None or quantizer.num_entries < 1:
-        return None
-    model.eval()
-    counts = None
-    for wav in audio:
-        z = model.features(torch.from_numpy(wav).unsqueeze(0).to(device))
-        codes = quantizer(z).codes.reshape(-1, quantizer.num_groups)
-        v = quantizer.num_entries
-        c = torch.stack(
-            [torch.bincount(codes[:, g], minlength=v) for g in range(codes.shape[1])]
-        ).double()
-        counts = c if counts is None else counts + c
-    assert counts is not None, "code_usage needs at least one utterance"
-    p = counts / counts.sum(1, keepdim=True)
-    entropy = -(p * torch.log(p.clamp_min(1e-12))).sum(1)
-    return {
-        "metrics": {
-            "codebook_perplexity": float(torch.exp(entropy).sum()),  # summed over groups
-            "code_usage": float((counts > 0).double().mean()),
-        },
-        "counts": counts.flatten().tolist(),
-        "entropy_bits": float(entropy.sum() / math.log(2)),
-    }

@@ -1,4 +1,5 @@
-"""Figures of the SSL ablation: PER per method with CIs, loss curves, PER vs steps, code use."""
+"""Figures of the SSL ablation: fine-tuned PER against labeled minutes, frozen-probe PER,
+pre-training curves and code use."""
 
 from __future__ import annotations
 
@@ -32,49 +33,88 @@ def _group(records: list[Record]) -> dict[str, list[Record]]:
 def draw(
     records: list[Record], fig_dir: Path, formats: Sequence[str] = figures.FORMATS
 ) -> Iterator[Figure]:
-    groups = _group(records)
-    if not groups:
-        return
-    yield _per_bars(groups, fig_dir, formats)
+    tuned = [r for r in records if r.metrics.get("test_per") is not None]
+    if tuned:
+        yield _per_vs_labeled(_group(tuned), fig_dir, formats)
+    probed = [r for r in records if r.metrics.get("probe_test_per") is not None]
+    if probed:
+        yield _probe_bars(_group(probed), fig_dir, formats)
+    # one record per pre-trained network: the cells at "all" (the same network is fine-tuned
+    # at every labeled amount)
+    groups = _group([r for r in records if r.method.get("labeled", "all") == "all"])
     pretrained = {k: v for k, v in groups.items() if "pretrain_loss" in v[0].curves}
     if pretrained:
         yield _loss_curves(pretrained, fig_dir, formats)
-        if any(len(r.curves.get("per_vs_steps", [])) > 1 for v in pretrained.values() for r in v):
-            yield _per_vs_steps(pretrained, fig_dir, formats)
     coded = {k: v for k, v in groups.items() if "code_counts" in v[0].curves}
     if coded:
         yield _code_usage(coded, fig_dir, formats)
 
 
-def _per_bars(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
-    names = list(groups)
+def _per_vs_labeled(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
+    with figures.style():
+        fig, ax = figures.plt.subplots(figsize=(4.6, 3.2))
+        for k, (name, recs) in enumerate(sorted(groups.items())):
+            points: dict[str, list[Record]] = defaultdict(list)
+            for r in recs:
+                points[r.method.get("labeled", "all")].append(r)
+            order = sorted(points, key=lambda p: np.mean(_seconds(points[p])))
+            stats = [mean_ci([r.metrics["test_per"] for r in points[p]]) for p in order]
+            ax.errorbar(
+                [np.mean(_seconds(points[p])) / 60 for p in order],
+                [100 * s.mean for s in stats],
+                yerr=[
+                    [100 * (s.mean - s.lo) if s.n > 1 else 0 for s in stats],
+                    [100 * (s.hi - s.mean) if s.n > 1 else 0 for s in stats],
+                ],
+                marker="os^vD<>ph*"[k % 10],
+                capsize=2,
+                label=name,
+                linestyle="--" if name == "wav2vec_random" else "-",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("labeled speech (minutes, log scale)")
+        ax.set_ylabel("fine-tuned test PER (%) ↓")
+        ax.legend(fontsize=6)
+        figures.save(fig, fig_dir, "ssl_per_vs_labeled", formats)
+    return Figure(
+        "ssl_per_vs_labeled",
+        "Fine-tuned test PER against labeled minutes, one line per pre-training objective "
+        "and quantizer; dashed: the same network from random init (mean and Student-t 95% "
+        "interval over seeds).",
+    )
+
+
+def _seconds(recs: list[Record]) -> list[float]:
+    return [r.metrics.get("labeled_seconds", 0.0) for r in recs]
+
+
+def _probe_bars(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
+    names = sorted(groups)
     with figures.style():
         fig, ax = figures.plt.subplots(figsize=(1.2 + 0.75 * len(names), 3.0))
         x = np.arange(len(names))
-        for offset, (metric, color) in enumerate((("dev_per", 0), ("test_per", 1))):
+        for offset, (metric, color) in enumerate((("probe_dev_per", 0), ("probe_test_per", 1))):
             stats = [mean_ci([r.metrics.get(metric) for r in groups[n]]) for n in names]
-            means = [100 * s.mean for s in stats]
-            err = [
-                [100 * (s.mean - s.lo) if s.n > 1 else 0 for s in stats],
-                [100 * (s.hi - s.mean) if s.n > 1 else 0 for s in stats],
-            ]
             ax.bar(
                 x + (offset - 0.5) * 0.38,
-                means,
+                [100 * st.mean for st in stats],
                 0.38,
-                yerr=err,
+                yerr=[
+                    [100 * (st.mean - st.lo) if st.n > 1 else 0 for st in stats],
+                    [100 * (st.hi - st.mean) if st.n > 1 else 0 for st in stats],
+                ],
                 capsize=2,
-                label=metric.replace("_per", " PER"),
+                label=metric.removeprefix("probe_").replace("_per", " PER"),
                 color=figures.PALETTE[color],
             )
         ax.set_xticks(x, names, rotation=30, ha="right")
-        ax.set_ylabel("PER (%) ↓")
+        ax.set_ylabel("frozen-probe PER (%) ↓")
         ax.legend()
-        figures.save(fig, fig_dir, "ssl_per", formats)
+        figures.save(fig, fig_dir, "ssl_probe_per", formats)
     return Figure(
-        "ssl_per",
-        "Phoneme error rate of the linear CTC probe per front end "
-        "(mean and Student-t 95% interval over seeds).",
+        "ssl_probe_per",
+        "PER of the frozen probe (learned weighted sum of layers, 20 ms frames, averaged "
+        "over seeded starts) per front end (mean and Student-t 95% interval over seeds).",
     )
 
 
@@ -103,23 +143,6 @@ def _loss_curves(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
         "ssl_loss_curves",
         "Pre-training curves (mean over seeds, 5-update moving "
         "average). Losses of different objectives are not on a common scale.",
-    )
-
-
-def _per_vs_steps(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
-    with figures.style():
-        fig, ax = figures.plt.subplots(figsize=(4.0, 2.8))
-        for name, recs in groups.items():
-            steps = recs[0].curves.get("per_steps", [])
-            values = np.mean([r.curves["per_vs_steps"] for r in recs], axis=0)
-            ax.plot(steps, 100 * values, marker="o", label=name)
-        ax.set_xlabel("pre-training updates")
-        ax.set_ylabel("test PER (%) ↓")
-        ax.legend(fontsize=6)
-        figures.save(fig, fig_dir, "ssl_per_vs_steps", formats)
-    return Figure(
-        "ssl_per_vs_steps",
-        "Probe PER (last context layer) as pre-training proceeds, mean over seeds.",
     )
 
 

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from bench.models.masking import compute_mask
-from bench.models.wav2vec import Wav2Vec, config_for
+from bench.models.wav2vec import Wav2Vec
+from bench.models.wav2vec_config import config_for
 from bench.speed.case import SpeedCase, Workload, register_case
 
 # every public name of the quantizer cases and the shared settings stays importable from here

@@ -1,111 +1,110 @@
-"""Self-supervised speech representations (wav2vec 2.0 / data2vec family) -> phoneme error rate.
+"""Self-supervised speech representations (wav2vec 2.0 / data2vec / BEST-RQ) -> phone error.
 
-Each pre-trained cell trains the wav2vec-style network with one quantizer and one
-objective on the unlabeled English train split of the embedded corpus, freezes it, and
-fits the same linear CTC probe on a labeled subset; the probe reads the encoder output,
-an intermediate context layer or the last one, whichever gives the lowest dev PER, and
-the test PER of that layer is reported (as the wav2vec paper's TIMIT table reports dev
-and test PER). Baselines go through the same probe: log-mel, MFCC and the randomly
-initialised network. Per item: the probe's edits and reference length per dev and test
-utterance, at the chosen layer.
+The headline follows wav2vec 2.0 (Baevski et al. 2020, Table 1): each network, pre-trained
+with one quantizer x objective on the unlabeled pool (bench/data/unlabeled_pool.py), is
+fine-tuned whole with a CTC phone head on about 1 min, 5 min or all of the labeled English
+train audio, and scored by dev and test PER. The baseline is the same network randomly
+initialised and fine-tuned by the same recipe; with the same seed it starts from the very
+weights the pre-trained networks started from and gets the same labeled subset, so the
+paired difference is what pre-training bought. Secondary, at "all": SUPERB's frozen probe
+(a learned weighted sum of layers, 20 ms for every front end, 3 seeded starts averaged),
+with log-mel and MFCC probed at 20 ms too. Per quantizer: the codes' perplexity, usage,
+adjacent-frame agreement and phone information on the test frames.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
-
-import numpy as np
-import torch
 
 from bench import registry
 from bench.config import build_config, scale_config
 from bench.context import RunContext
-from bench.data import synthetic
-from bench.data.items import Utterance
+from bench.data import synthetic, unlabeled_pool
+from bench.data.asr_splits import labeled_subset
 from bench.metrics import weighted
-from bench.metrics.asr import edit_counts, rate_from_counts
-from bench.models.ctc_probe import ProbeConfig, decode, train_probe
-from bench.models.pretraining import (
-    PRETRAIN_SCALES,
-    PretrainConfig,
-    Watch,
-    code_usage,
-    network_features,
+from bench.metrics.asr import rate_from_counts
+from bench.models.ctc_probe import ProbeConfig
+from bench.models.ctc_recognizer import FinetuneConfig
+from bench.models.pretraining import PRETRAIN_SCALES, PretrainConfig
+from bench.models.ssl_evaluation import (
+    Split,
+    code_stats,
+    finetune_items,
+    phone_vocab,
+    probe_items,
 )
-from bench.models.wav2vec import Wav2Vec
 from bench.registry import register
 from bench.store import Cell
-from bench.tasks.base import NONE, CellResult, Items, Task, product
+from bench.tasks.base import NONE, CellResult, Items, Task
+
+LABELED = {"1min": 60.0, "5min": 300.0, "all": float("inf")}
 
 
 @dataclass
 class SSLConfig(PretrainConfig):
-    probe_epochs: int = 40
+    ft_steps: int = 400  # fine-tuning updates (FinetuneConfig)
+    ft_freeze_steps: int = 40
+    ft_batch_size: int = 8
+    ft_lr: float = 1e-3
+    probe_epochs: int = 20
     probe_lr: float = 3e-3
-    probe_window_ms: float = 100.0  # the conv probe sees this much context at any frame rate
-    labeled_fraction: float = 1.0  # of the train split, with phoneme labels, for the probe
-    eval_points: int = 1  # probe PER measured at this many points of pre-training
+    probe_window_ms: float = 100.0  # the conv probe sees this much context (20 ms frames)
+    probe_starts: int = 3  # seeded probe starts, averaged
 
     def validate(self) -> None:
         super().validate()
-        if not 0 < self.labeled_fraction <= 1:
+        if self.probe_starts < 1 or self.ft_steps < 1:
             raise ValueError(f"invalid SSL config: {self}")
 
+    def finetuning(self) -> FinetuneConfig:
+        return FinetuneConfig(
+            steps=self.ft_steps,
+            freeze_steps=self.ft_freeze_steps,
+            batch_size=self.ft_batch_size,
+            lr=self.ft_lr,
+        )
 
-PROBE_SCALES: dict[str, dict[str, Any]] = {
-    "quick": {"probe_epochs": 20},
-    "default": {"probe_epochs": 20, "labeled_fraction": 0.5, "eval_points": 2},
-    "full": {"eval_points": 5},
+    def probe(self) -> ProbeConfig:
+        window = 2 * int(round(self.probe_window_ms / 20.0 / 2)) + 1  # odd, ~window_ms
+        return ProbeConfig(kind="conv", window=window, epochs=self.probe_epochs, lr=self.probe_lr)
+
+
+TASK_SCALES: dict[str, dict[str, Any]] = {
+    "quick": {"ft_steps": 60, "ft_freeze_steps": 10, "probe_epochs": 8},
+    "default": {"ft_steps": 400},
+    "full": {"ft_steps": 5000, "ft_freeze_steps": 500},
 }
-SCALE_CONFIGS = {s: {**PRETRAIN_SCALES[s], **PROBE_SCALES[s]} for s in PRETRAIN_SCALES}
+SCALE_CONFIGS = {s: {**PRETRAIN_SCALES[s], **TASK_SCALES[s]} for s in PRETRAIN_SCALES}
 
-# (quantizer, objective) rows that make sense; gumbel + contrastive is wav2vec 2.0, and
-# data2vec's targets come from its own EMA teacher, not from a quantizer
+# (quantizer, objective) rows; gumbel + contrastive is wav2vec 2.0, none + contrastive its
+# continuous-target variant, data2vec's targets come from its own EMA teacher, and BEST-RQ
+# predicts the codes of a frozen random-projection quantizer
 PRETRAINED = (
+    ("none", "contrastive"),
     ("gumbel", "contrastive"),
     ("vq", "contrastive"),
-    ("none", "contrastive"),
+    (NONE, "data2vec"),
+    ("random_projection", "code_prediction"),
     ("gumbel", "triplet"),
     ("gumbel", "proxy"),
-    (NONE, "data2vec"),
 )
-ROWS = [
-    *product(frontend=("logmel", "mfcc", "wav2vec_random"), quantizer=NONE, objective=NONE),
-    *[{"frontend": "wav2vec", "quantizer": q, "objective": o} for q, o in PRETRAINED],
-]
-Splits = tuple[list[Utterance], list[Utterance], list[Utterance]]
-
-
-def probe_items(
-    feats: list[list[torch.Tensor]],
-    utts: Splits,
-    config: SSLConfig,
-    ctx: RunContext,
-    frame_ms: float,
-) -> Items:
-    """Fit the CTC probe on train features; the dev and test edits per utterance."""
-    window = 2 * int(round(config.probe_window_ms / frame_ms / 2)) + 1  # odd, ~window_ms
-    train_u = utts[0]
-    vocab = sorted({p for u in train_u for p in u.phonemes or ()})
-    n = max(1, int(round(config.labeled_fraction * len(train_u))))
-    probe = train_probe(
-        feats[0][:n],
-        [list(u.phonemes or ()) for u in train_u[:n]],
-        vocab,
-        ProbeConfig(kind="conv", window=window, epochs=config.probe_epochs, lr=config.probe_lr),
-        ctx.generator(),
-    )
-    items: Items = {}
-    for split, f, us in (("dev", feats[1], utts[1]), ("test", feats[2], utts[2])):
-        refs = [list(u.phonemes or ()) for u in us]
-        edits = [sum(edit_counts(r, h)) for r, h in zip(refs, decode(probe, f), strict=True)]
-        items[split] = {
-            "item_id": np.array([u.id for u in us]),
-            "edits": np.array(edits, dtype=np.int64),
-            "ref_len": np.array([len(r) for r in refs], dtype=np.int64),
-        }
-    return items
+LABELED_AXIS = {"quick": ("1min", "all"), "default": tuple(LABELED), "full": tuple(LABELED)}
+ROWS = {
+    scale: [
+        *(
+            {"frontend": f, "quantizer": q, "objective": o, "labeled": lab}
+            for f, q, o in (("wav2vec_random", NONE, NONE), *(("wav2vec", *p) for p in PRETRAINED))
+            for lab in LABELED_AXIS[scale]
+        ),
+        *(  # fixed features: the frozen probe only
+            {"frontend": f, "quantizer": NONE, "objective": NONE, "labeled": "all"}
+            for f in ("logmel", "mfcc")
+        ),
+    ]
+    for scale in SCALE_CONFIGS
+}
+SPLITS = {"train": "train", "dev": "valid", "test": "test"}
 
 
 def per(items: Items, split: str) -> float:
@@ -114,78 +113,98 @@ def per(items: Items, split: str) -> float:
 
 @register("task", "ssl_phoneme")
 class SSLPhonemeTask(Task):
-    """Quantizer x objective ablation of wav2vec-style pre-training, scored by probe PER."""
+    """Quantizer x objective ablation of pre-training, scored by fine-tuned PER."""
 
-    title = "Self-supervised pre-training -> phoneme recognition (linear CTC probe, PER)"
-    families = ("frontend", "quantizer", "objective")
-    rows = {scale: ROWS for scale in SCALE_CONFIGS}
-    baseline = {"frontend": "logmel", "quantizer": NONE, "objective": NONE}
+    title = "Self-supervised pre-training -> phone recognition (fine-tuned CTC, PER)"
+    families = ("frontend", "quantizer", "objective", "labeled")
+    axes = {"labeled": tuple(LABELED)}
+    rows = ROWS
+    baseline = {"frontend": "wav2vec_random", "quantizer": NONE, "objective": NONE}
     suite_seeds = {"quick": 1}  # the quick suite is a smoke test of every cell
     headline = "test_per"
-    table_metrics = ("dev_per", "test_per", "codebook_perplexity", "code_usage", "pretrain_loss")
+    table_metrics = (
+        "test_per",
+        "dev_per",
+        "probe_test_per",
+        "pretrain_accuracy",
+        "code_perplexity",
+        "adjacent_agreement",
+        "phone_pnmi",
+    )
 
     def config(self, scale: str) -> dict[str, Any]:
         return scale_config(SSLConfig, SCALE_CONFIGS, scale)
 
+    def data_identity(self, config: dict[str, Any]) -> Any:
+        return unlabeled_pool.pool_identity(config["corpus"])  # holds the corpus's identity
+
+    def dataset_card(self, config: dict[str, Any]) -> str | None:
+        corpus = synthetic.card(synthetic.ensure_corpus(config["corpus"]))
+        return corpus + "\n\n" + unlabeled_pool.pool_card(config["corpus"])
+
     def item_forms(self, config: dict[str, Any]) -> dict[str, weighted.ItemForm]:
         return {
             f"{split}_per": weighted.Ratio(split, "edits", "ref_len", drop_empty=True)
-            for split in ("dev", "test")
+            for split in ("dev", "test", "probe_dev", "probe_test")
         }
 
     def metrics_from_items(self, items: Items, config: dict[str, Any]) -> dict[str, float]:
-        return {"dev_per": per(items, "dev"), "test_per": per(items, "test")}
+        return {f"{split}_per": per(items, split) for split in items}
 
     def run(self, cell: Cell, ctx: RunContext) -> CellResult:
         config = build_config(SSLConfig, cell.config)
         m = cell.method
-        splits = [synthetic.load_split(config.corpus, s) for s in ("train", "valid", "test")]
-        utts: Splits = (splits[0][0], splits[1][0], splits[2][0])
-        audio = [a for _, a in splits]
-        per_curve: list[tuple[int, float]] = []
-
-        def probe_context(network: Wav2Vec, step: int) -> None:
-            if step < config.steps:  # the final point is measured below with all layers
-                feats = [network_features(network, a, ctx.device)["context"] for a in audio]
-                per_curve.append((step, per(probe_items(feats, utts, config, ctx, 20.0), "test")))
-
-        points = config.eval_points
-        watch = Watch(
-            {round(config.steps * (k + 1) / points) for k in range(points)}, probe_context
-        )
+        splits = {
+            k: Split(*synthetic.load_split(config.corpus, v, "en")) for k, v in SPLITS.items()
+        }
+        vocab = phone_vocab(splits["train"].utts)
         frontend = registry.build(
             "frontend",
             m["frontend"],
             quantizer=None if m["quantizer"] == NONE else m["quantizer"],
             objective=m["objective"],
-            pretraining=config,
+            pretraining=pretraining_of(config),
             ctx=ctx,
-            watch=watch,
         )
-        feats = [frontend.layers(a) for a in audio]
-        per_layer = {
-            layer: probe_items([f[layer] for f in feats], utts, config, ctx, frontend.frame_ms)
-            for layer in feats[0]
-        }
-        layer = min(per_layer, key=lambda name: per(per_layer[name], "dev"))
-        items = per_layer[layer]
-        result = CellResult(self.metrics_from_items(items, cell.config), items=items)
-        if len(per_layer) > 1:  # a choice of layers: each one's test PER, and the choice
-            result.metrics.update({f"test_per_{k}": per(v, "test") for k, v in per_layer.items()})
-            result.curves["probe_layer"] = [layer]
-        if frontend.pretraining is not None:
+        items: Items = {}
+        result = CellResult({}, items=items)
+        network = frontend.network if m["frontend"] != "logmel" else None
+        if network is not None:
+            train = splits["train"]
+            lengths = [len(a) for a in train.audio]
+            chosen, seconds = labeled_subset(lengths, LABELED[m["labeled"]], ctx.rng())
+            labeled = Split([train.utts[i] for i in chosen], [train.audio[i] for i in chosen])
+            evaluated = {"dev": splits["dev"], "test": splits["test"]}
+            tuned, trained = finetune_items(
+                network, labeled, evaluated, vocab, config.finetuning(), ctx
+            )
+            items.update(tuned)
+            result.metrics["labeled_seconds"] = seconds
+            result.curves["finetune_loss"] = trained.curves["finetune_loss"]
+            result.timing = {f"finetune_{k}": v for k, v in trained.timing.items()}
+        if m["labeled"] == "all":
+            feats = {k: frontend.probe_features(s.audio) for k, s in splits.items()}
+            probed, weights = probe_items(
+                feats, splits, vocab, config.probe(), config.probe_starts, ctx.seed
+            )
+            items.update(probed)
+            if len(weights) > 1:
+                result.curves["probe_layer_weights"] = weights
+        result.metrics.update(self.metrics_from_items(items, cell.config))
+        if frontend.pretraining is not None:  # timing only where it pre-trained
+            result.metrics.update(frontend.pretraining["summary"])
             result.curves.update(frontend.pretraining["curves"])
-            result.timing = frontend.pretraining["timing"]
-            per_curve.append((config.steps, result.metrics["test_per"]))
-            result.curves["per_steps"] = [s for s, _ in per_curve]
-            result.curves["per_vs_steps"] = [p for _, p in per_curve]
-            loss = float(np.mean(result.curves["pretrain_loss"][-10:]))
-            result.metrics["pretrain_loss"] = loss
-            usage = code_usage(frontend.network, audio[2], ctx.device)
-            if usage is not None:
-                result.metrics.update(usage["metrics"])
-                result.curves["code_counts"] = usage["counts"]
-        if frontend.network is not None:
+            result.timing = {**frontend.pretraining["timing"], **result.timing}
+        if frontend.network is not None and m["frontend"] == "wav2vec":
+            stats = code_stats(frontend.network, splits["test"], ctx.device)
+            if stats is not None:
+                result.metrics.update(stats[0])
+                result.curves["code_counts"] = stats[1]
             trainable = (p.numel() for p in frontend.network.parameters() if p.requires_grad)
             result.metrics["parameters"] = float(sum(trainable))
         return result
+
+
+def pretraining_of(config: SSLConfig) -> PretrainConfig:
+    """The pre-training part of the task's config (what keys a kept network)."""
+    return PretrainConfig(**{f.name: getattr(config, f.name) for f in fields(PretrainConfig)})

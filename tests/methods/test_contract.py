@@ -34,7 +34,7 @@ def _classifier(method) -> None:
 
 
 def _quantizer(method) -> None:
-    out = method(torch.randn(B, T, D))
+    out = method(torch.randn(B, T, D, requires_grad=True))
     assert out.q.shape == (B, T, 6) and torch.isfinite(out.loss)
     out.q.sum().backward()
 
@@ -98,8 +98,10 @@ def _forcing(method) -> None:
 
 def _frontend(method) -> None:
     audio = [np.random.default_rng(k).normal(0, 0.1, 8000).astype(np.float32) for k in range(2)]
-    layers = method.layers(audio)
-    assert layers and all(len(v) == 2 and v[0].ndim == 2 for v in layers.values())
+    feats = method.probe_features(audio)
+    assert len(feats) == 2 and all(f.ndim in (2, 3) for f in feats)
+    frames = {f.shape[-2] for f in feats}
+    assert frames <= {24, 25}, frames  # 0.5 s at 20 ms frames, for every front end
 
 
 def _task(task) -> None:
@@ -111,7 +113,7 @@ def _task(task) -> None:
 
 
 def _contexts(tmp: Path) -> dict[str, tuple[dict, Callable]]:
-    from bench.models.pretraining import PretrainConfig, Watch
+    from bench.models.pretraining import PretrainConfig
 
     ctx = RunContext(device=torch.device("cpu"), run_dir=tmp, quiet=True).for_cell(0)
     pretraining = PretrainConfig(model_size="tiny", steps=1, batch_size=2, crop_seconds=0.5)
@@ -126,6 +128,9 @@ def _contexts(tmp: Path) -> dict[str, tuple[dict, Callable]]:
                 "tau0": 0.9,
                 "tau_end": 0.99,
                 "tau_steps": 2,
+                "code_dim": D,
+                "code_groups": 2,
+                "code_entries": 7,
             },
             _objective,
         ),
@@ -141,7 +146,6 @@ def _contexts(tmp: Path) -> dict[str, tuple[dict, Callable]]:
                 "objective": "contrastive",
                 "pretraining": pretraining,
                 "ctx": ctx,
-                "watch": Watch(set(), lambda network, step: None),
             },
             _frontend,
         ),

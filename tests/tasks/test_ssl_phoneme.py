@@ -6,7 +6,6 @@ import pytest
 
 from bench.cli import main
 from bench.data import synthetic
-from bench.models.frontends import candidate_layers
 from bench.tasks import ssl_phoneme
 from bench.tasks.base import get_task
 
@@ -20,35 +19,46 @@ TINY_SSL = {
     "batch_size": 2,
     "crop_seconds": 0.5,
     "probe_epochs": 2,
+    "probe_starts": 2,
+    "ft_steps": 3,
+    "ft_freeze_steps": 1,
+    "ft_batch_size": 2,
 }
 PRETRAINED_ROW = {"frontend": "wav2vec", "quantizer": "gumbel", "objective": "contrastive"}
 
 
 def test_grid_holds_the_ablation_rows_and_baselines():
     task = get_task("ssl_phoneme")
-    rows = task.grid()
-    assert PRETRAINED_ROW in rows
-    assert {"frontend": "wav2vec", "quantizer": "-", "objective": "data2vec"} in rows
+    rows = task.grid(scale="default")
+    for labeled in ("1min", "5min", "all"):
+        assert {**PRETRAINED_ROW, "labeled": labeled} in rows
+        assert {
+            "frontend": "wav2vec_random",
+            "quantizer": "-",
+            "objective": "-",
+            "labeled": labeled,
+        } in rows
+    assert {
+        "frontend": "wav2vec",
+        "quantizer": "-",
+        "objective": "data2vec",
+        "labeled": "1min",
+    } in rows
+    assert {
+        "frontend": "wav2vec",
+        "quantizer": "random_projection",
+        "objective": "code_prediction",
+        "labeled": "1min",
+    } in rows
     assert {r["frontend"] for r in rows} == {"logmel", "mfcc", "wav2vec_random", "wav2vec"}
-    assert all(task.rows_at(scale) == rows for scale in ("default", "full"))
-    vq = task.grid({"quantizer": ["vq"], "frontend": ["wav2vec"]})
-    assert vq == [
-        {"frontend": "logmel", "quantizer": "-", "objective": "-"},  # the baseline: kept
-        {"frontend": "wav2vec", "quantizer": "vq", "objective": "contrastive"},
-        {"frontend": "wav2vec", "quantizer": "-", "objective": "data2vec"},  # no quantizer
-    ]
-    assert len(task.grid({"quantizer": ["vq"]})) == 5  # rows without a quantizer are kept
-    assert task.baseline_of({"frontend": "logmel", "quantizer": "-", "objective": "-"}) is None
-    assert task.baseline_of(PRETRAINED_ROW) == {
-        "frontend": "logmel",
+    assert {r["labeled"] for r in rows if r["frontend"] in ("logmel", "mfcc")} == {"all"}
+    # the baseline of a pre-trained row is the same network at random init, same labels
+    assert task.baseline_of({**PRETRAINED_ROW, "labeled": "5min"}) == {
+        "frontend": "wav2vec_random",
         "quantizer": "-",
         "objective": "-",
+        "labeled": "5min",
     }
-
-
-def test_candidate_layers():
-    feats = {"encoder": [], "layer1": [], "layer2": [], "layer3": [], "context": []}
-    assert candidate_layers(feats) == ["encoder", "layer2", "context"]
 
 
 @pytest.fixture(scope="module")
@@ -65,26 +75,30 @@ def tiny_corpus(tmp_path_factory):
 @pytest.mark.parametrize(
     "method",
     [
-        {"frontend": "logmel", "quantizer": "-", "objective": "-"},
-        {"frontend": "wav2vec_random", "quantizer": "-", "objective": "-"},
-        {"frontend": "wav2vec", "quantizer": "vq", "objective": "contrastive"},
-        {"frontend": "wav2vec", "quantizer": "-", "objective": "data2vec"},
+        {"frontend": "logmel", "quantizer": "-", "objective": "-", "labeled": "all"},
+        {"frontend": "wav2vec_random", "quantizer": "-", "objective": "-", "labeled": "1min"},
+        {"frontend": "wav2vec", "quantizer": "vq", "objective": "contrastive", "labeled": "all"},
+        {"frontend": "wav2vec", "quantizer": "-", "objective": "data2vec", "labeled": "1min"},
     ],
     ids=lambda m: "+".join(v for v in m.values() if v != "-"),
 )
 def test_cell_is_deterministic_and_its_per_comes_from_its_items(
     method, tiny_corpus, tmp_path, check_task_cell
 ):
-    config = {**get_task("ssl_phoneme").config("quick"), "eval_points": 2}
+    config = get_task("ssl_phoneme").config("quick")
     check_task_cell("ssl_phoneme", method, config, tmp_path)
 
 
 def test_per_is_corpus_level_from_the_items():
     task = get_task("ssl_phoneme")
     split = {"item_id": ["a", "b", "c"], "edits": [1, 3, 0], "ref_len": [4, 6, 0]}
-    items = {"dev": split, "test": {**split, "edits": [0, 0, 2]}}
+    items = {"dev": split, "test": {**split, "edits": [0, 0, 2]}, "probe_test": split}
     # 4 edits over 10 phonemes (an empty reference counts nothing, as token_error_rate)
-    assert task.metrics_from_items(items, {}) == {"dev_per": 0.4, "test_per": 0.0}
+    assert task.metrics_from_items(items, {}) == {
+        "dev_per": 0.4,
+        "test_per": 0.0,
+        "probe_test_per": 0.4,
+    }
 
 
 def test_ssl_task_runs_end_to_end(tiny_corpus, tmp_path):
@@ -93,13 +107,19 @@ def test_ssl_task_runs_end_to_end(tiny_corpus, tmp_path):
     args += ["--methods", "frontend=wav2vec,quantizer=gumbel,objective=contrastive"]
     assert main(args) == 0
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
-    assert len(records) == 2  # the row and its logmel baseline; one seed in the quick suite
-    pre = next(r for r in records if r["method"]["frontend"] == "wav2vec")
-    assert 0 <= pre["metrics"]["test_per"] and pre["metrics"]["dev_per"] >= 0
-    assert len(pre["curves"]["pretrain_loss"]) == 3
-    assert pre["metrics"]["codebook_perplexity"] > 0 and 0 < pre["metrics"]["code_usage"] <= 1
-    assert pre["timing"]["train_audio_s_per_s"] > 0 and pre["timing"]["flops_per_audio_second"] > 0
+    # the row and its random-init baseline at two labeled amounts; one seed in the quick suite
+    assert len(records) == 4
+    pre = [r for r in records if r["method"]["frontend"] == "wav2vec"]
+    for r in pre:  # one cell pre-trains, the other loads the kept network and its summary
+        assert 0 <= r["metrics"]["test_per"] and r["metrics"]["dev_per"] >= 0
+        assert len(r["curves"]["pretrain_loss"]) == 3
+        assert r["metrics"]["code_perplexity"] > 0 and 0 < r["metrics"]["code_usage"] <= 1
+        assert 0 <= r["metrics"]["phone_pnmi"] <= 1
+        assert r["metrics"]["pretrain_chance"] == pytest.approx(1 / 11)  # tiny: K = 10
+    assert sum("train_audio_s_per_s" in r["timing"] for r in pre) == 1
+    everything = next(r for r in pre if r["method"]["labeled"] == "all")
+    assert "probe_test_per" in everything["metrics"]
+    assert len(everything["curves"]["probe_layer_weights"]) == 3  # input + 2 blocks (tiny)
     report = (out / "report.md").read_text()
     assert "test_per (%) ↓" in report and "Dataset card" in report
-    assert (out / "figures" / "ssl_per.png").exists()
     assert (out / "figures" / "ssl_code_usage.png").exists()
