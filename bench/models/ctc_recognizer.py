@@ -133,16 +133,20 @@ def fine_tune(
         return StepOutput(loss, items=len(idx))
 
     model.train()
-    result = train(
-        forward,
-        config.steps,
-        ctx,
-        optimizer=optimizer,
-        update=sgd_update(optimizer, clip_grad_norm=5.0),
-        schedule=warmup_linear_decay(config.steps, 0.1),
-        loss_key="finetune_loss",
-        desc=desc,
-    )
+    # dropout draws from torch's global RNG: seed it from the cell, so a fine-tuning is the
+    # same whether this process pre-trained the network first or loaded it
+    with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []):
+        torch.manual_seed(ctx.seed)
+        result = train(
+            forward,
+            config.steps,
+            ctx,
+            optimizer=optimizer,
+            update=sgd_update(optimizer, clip_grad_norm=5.0),
+            schedule=warmup_linear_decay(config.steps, 0.1),
+            loss_key="finetune_loss",
+            desc=desc,
+        )
     model.eval()
     return result
 
