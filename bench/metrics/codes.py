@@ -156,7 +156,8 @@ def code_diagnostics(
         return out
     if len(phones) != len(arrays):
         raise ValueError(f"{len(arrays)} utterances of codes but {len(phones)} of phones")
-    kept_codes, kept_phones = [], []
+    kept_codes: list[np.ndarray] = []
+    kept_phones: list[str] = []
     for i, (a, ph) in enumerate(zip(arrays, phones, strict=True)):
         if abs(len(a) - len(ph)) > max_mismatch:
             raise ValueError(
