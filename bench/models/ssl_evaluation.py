@@ -130,7 +130,10 @@ def code_stats(
             phones.append(frame_labels(utt.alignment, len(c), HOP, offset))
     labelled = phones if len(phones) == len(codes) else None
     stats = code_diagnostics(codes, labelled, quantizer.num_entries)
-    v = quantizer.num_entries
     stacked = np.concatenate(codes)
-    counts = [float(np.sum(stacked[:, g] == e)) for g in range(stacked.shape[1]) for e in range(v)]
+    counts = [
+        float(c)
+        for g in range(stacked.shape[1])
+        for c in np.bincount(stacked[:, g], minlength=quantizer.num_entries)
+    ]
     return stats, counts

@@ -106,7 +106,7 @@ class Wav2Vec(nn.Module):
     def _code_context(self) -> dict[str, int]:
         """What an objective over codes needs to size its classifier (BEST-RQ)."""
         q = self.quantizer
-        if q is None or not registry.family_context("objective") >= {"code_groups"}:
+        if q is None:
             return {}
         return {
             "code_dim": self.config.code_dim,

@@ -14,7 +14,7 @@ adjacent-frame agreement and phone information on the test frames.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from bench import registry
@@ -26,7 +26,7 @@ from bench.metrics import weighted
 from bench.metrics.asr import rate_from_counts
 from bench.models.ctc_probe import ProbeConfig
 from bench.models.ctc_recognizer import FinetuneConfig
-from bench.models.pretraining import PRETRAIN_SCALES, PretrainConfig
+from bench.models.pretraining import PRETRAIN_SCALES, PretrainConfig, pretrain_key
 from bench.models.ssl_evaluation import (
     Split,
     code_stats,
@@ -213,4 +213,4 @@ class SSLPhonemeTask(Task):
 
 def pretraining_of(config: SSLConfig) -> PretrainConfig:
     """The pre-training part of the task's config (what keys a kept network)."""
-    return PretrainConfig(**{f.name: getattr(config, f.name) for f in fields(PretrainConfig)})
+    return PretrainConfig(**pretrain_key(config))
