@@ -111,7 +111,9 @@ def expand(
         check_corpora(data)
     cells: list[Cell] = []
     for task in task_objs:
-        narrowed = {f: names for f, names in selected.items() if f in task.families}
+        narrowed = task.suite_methods.get(suite, {}) | {
+            f: names for f, names in selected.items() if f in task.families
+        }
         task_seeds = n_seeds if seeds is not None else task.suite_seeds.get(suite, n_seeds)
         task_cells = task.cells(spec.scale, list(range(task_seeds)), narrowed)
         corpora = {k: str(v) for k, v in data.items() if k in task.accepts_data}

@@ -13,7 +13,7 @@ Phones (the SSL task) and characters (the ASR task) use it alike.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +41,12 @@ class FinetuneConfig:
     mask_length: int = 5  # frames per span (20 ms each)
     channel_mask_prob: float = 0.5  # chance of one masked channel band per utterance
     channel_mask_width: int = 16  # at most this many input channels per band
+    # fairseq's fine-tuning dropouts (wav2vec 2.0 base_10m: only activation dropout)
+    dropout: float = 0.0
+    attention_dropout: float = 0.0
+    activation_dropout: float = 0.1
+    dropout_input: float = 0.0
+    length_pool: int = 4  # batches are cut from pools of this many batches sorted by length
 
     def validate(self) -> None:
         if self.steps < 1 or self.freeze_steps < 0 or self.batch_size < 1:
@@ -78,6 +84,25 @@ def batch_waves(audio: Sequence[np.ndarray], idx: list[int]) -> tuple[torch.Tens
     return torch.from_numpy(out), [len(w) for w in waves]
 
 
+def length_batches(
+    lengths: Sequence[int], batch_size: int, pool: int, rng: np.random.Generator
+) -> Iterator[list[int]]:
+    """Endless batches of indices: each epoch a random order, cut into pools of ``pool``
+    batches, each pool sorted by length and cut into batches, those batches in random
+    order. Every utterance is seen once per epoch, and a batch holds utterances of similar
+    length, so little of it is padding (fairseq batches by size for the same reason)."""
+    size = min(batch_size, len(lengths))
+    while True:
+        order = rng.permutation(len(lengths))
+        batches = []
+        for start in range(0, len(order), size * pool):
+            chunk = sorted(order[start : start + size * pool].tolist(), key=lengths.__getitem__)
+            batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+        for b in rng.permutation(len(batches)):
+            if len(batches[b]) == size:  # an epoch's short remainder is dropped
+                yield batches[b]
+
+
 def channel_mask(
     batch: int, dim: int, config: FinetuneConfig, generator: torch.Generator
 ) -> torch.Tensor:
@@ -105,11 +130,15 @@ def fine_tune(
     network_params = list(model.network.parameters())
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], config.lr)
     dim = model.network.config.dim
+    model.network.set_dropouts(
+        config.dropout, config.attention_dropout, config.activation_dropout, config.dropout_input
+    )
+    batches = length_batches([len(a) for a in audio], config.batch_size, config.length_pool, rng)
 
     def forward(step: int) -> StepOutput:
         for p in network_params:
             p.requires_grad_(step >= config.freeze_steps)
-        idx = list(rng.choice(len(audio), size=min(config.batch_size, len(audio)), replace=False))
+        idx = next(batches)
         wav, lengths = batch_waves(audio, idx)
         frames = [model.frames(n) for n in lengths]
         t = model.frames(wav.shape[1])

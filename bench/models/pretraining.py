@@ -56,7 +56,7 @@ class PretrainConfig:
 
 
 TAU_RANGE = (2.0, 0.5)  # the Gumbel quantizer's default (tau_max, tau_min), wav2vec 2.0's
-NETWORK_VERSION = 2  # part of a kept network's key: bump when the architecture changes
+NETWORK_VERSION = 3  # part of a kept network's key: bump when the architecture changes
 
 
 PRETRAIN_SCALES: dict[str, dict[str, Any]] = {

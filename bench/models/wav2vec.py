@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +27,13 @@ from torch import nn
 
 from bench import registry
 from bench.models.masking import compute_mask
-from bench.models.wav2vec_blocks import ContextNetwork, FeatureEncoder, LogMelStem, padding_mask
+from bench.models.wav2vec_blocks import (
+    ContextNetwork,
+    FeatureEncoder,
+    LogMelStem,
+    TransformerBlock,
+    padding_mask,
+)
 from bench.models.wav2vec_config import Wav2VecConfig
 from methods.ema_teacher import EMATeacher
 from methods.ssl_objectives import sample_negatives
@@ -229,6 +236,16 @@ class Wav2Vec(nn.Module):
         if self.quantizer is not None and self.quantizer.fixed_targets:
             return F.layer_norm(z_raw.detach(), z_raw.shape[-1:])
         return self.dropout_features(z)
+
+    def set_dropouts(
+        self, dropout: float, attention: float, activation: float, dropout_input: float
+    ) -> None:
+        """Replace the context network's dropouts and the input dropout (fine-tuning uses
+        fairseq's fine-tuning values, not pre-training's)."""
+        self.context.dropout.p = dropout
+        for block in self.context.layers:
+            cast(TransformerBlock, block).set_dropouts(dropout, attention, activation)
+        self.dropout_input.p = dropout_input
 
     def anneal(self, step: int) -> None:
         """Advance what follows the update count: the Gumbel temperature, the EMA teacher."""

@@ -102,30 +102,64 @@ class LogMelStem(nn.Module):
         return feats[:, :t].reshape(len(wav), t // self.stack, self.dim)
 
 
-class TransformerBlock(nn.Module):
-    """Pre-LN Transformer block: h = x + MHA(LN(x)); f = FFN(LN(h)); out = h + f."""
+class SelfAttention(nn.Module):
+    """Multi-head self-attention on ``F.scaled_dot_product_attention`` (its fused CPU and
+    GPU kernels; without attention dropout it never materialises the (T, T) weights)."""
 
-    def __init__(self, dim: int, heads: int, ffn_dim: int, dropout: float) -> None:
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        keep = None if padding_mask is None else ~padding_mask[:, None, None, :]
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=p)
+        return self.out(y.transpose(1, 2).reshape(b, t, d))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN Transformer block: h = x + MHA(LN(x)); f = FFN(LN(h)); out = h + f.
+
+    Three dropouts as fairseq names them: ``dropout`` on each residual branch,
+    ``attention_dropout`` on the attention weights, ``activation_dropout`` inside the FFN;
+    fine-tuning sets its own (:meth:`set_dropouts`)."""
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        ffn_dim: int,
+        dropout: float,
+        attention_dropout: float,
+        activation_dropout: float,
+    ) -> None:
         super().__init__()
         self.attention_norm = nn.LayerNorm(dim)
-        self.attention = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.attention = SelfAttention(dim, heads, attention_dropout)
         self.ffn_norm = nn.LayerNorm(dim)
         self.ffn = nn.Sequential(
             nn.Linear(dim, ffn_dim),
             nn.GELU(),
-            nn.Dropout(dropout),
+            nn.Dropout(activation_dropout),
             nn.Linear(ffn_dim, dim),
             nn.Dropout(dropout),
         )
         self.dropout = nn.Dropout(dropout)
 
+    def set_dropouts(self, dropout: float, attention: float, activation: float) -> None:
+        self.dropout.p = cast(nn.Dropout, self.ffn[4]).p = dropout
+        self.attention.dropout = attention
+        cast(nn.Dropout, self.ffn[2]).p = activation
+
     def forward(
         self, x: torch.Tensor, padding_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(block output, the FFN output before the last residual connection)."""
-        y = self.attention_norm(x)
-        attended = self.attention(y, y, y, key_padding_mask=padding_mask, need_weights=False)[0]
-        h = x + self.dropout(attended)
+        h = x + self.dropout(self.attention(self.attention_norm(x), padding_mask))
         f = self.ffn(self.ffn_norm(h))
         return h + f, f
 
@@ -149,7 +183,14 @@ class ContextNetwork(nn.Module):
         self.norm = nn.LayerNorm(config.dim)
         self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(
-            TransformerBlock(config.dim, config.heads, config.ffn_dim, config.dropout)
+            TransformerBlock(
+                config.dim,
+                config.heads,
+                config.ffn_dim,
+                config.dropout,
+                config.attention_dropout,
+                config.activation_dropout,
+            )
             for _ in range(config.layers)
         )
         self.final_norm = nn.LayerNorm(config.dim)

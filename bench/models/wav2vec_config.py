@@ -30,7 +30,10 @@ class Wav2VecConfig:
     )
     pos_conv_groups: int = 16
     code_dim: int = 256  # dimension of quantized targets and of the projected context
-    dropout: float = 0.1
+    # fairseq's pre-training dropouts (wav2vec 2.0 base); fine-tuning sets its own
+    dropout: float = 0.1  # on each residual branch and after the positional convolution
+    attention_dropout: float = 0.1  # on the attention weights
+    activation_dropout: float = 0.0  # inside the feed-forward network, after GELU
     dropout_input: float = 0.1  # on the projected features before masking (fairseq's)
     dropout_features: float = 0.1  # on the quantizer's input (fairseq's)
     feature_penalty: float = 10.0  # weight of mean(z^2) of a learned encoder (fairseq's)

@@ -68,6 +68,10 @@ class Task:
     in_suites: ClassVar[bool] = True  # False: runs only through its own sub-command
     accepts_data: ClassVar[tuple[str, ...]] = ()  # real corpora it can use (--data NAME=PATH)
     suite_seeds: ClassVar[dict[str, int]] = {}  # seeds per suite where the suite's is too many
+    # per suite, the methods it runs where the scale's rows are more than its time budget
+    # holds, as --methods would select them ({family: names}); --methods or a sweep that
+    # names a family replaces this for that family
+    suite_methods: ClassVar[dict[str, dict[str, list[str]]]] = {}
     cpu_threads: ClassVar[int | None] = None  # torch threads of a cell on the CPU (None: as set)
 
     @property

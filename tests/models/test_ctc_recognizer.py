@@ -11,6 +11,7 @@ from bench.models.ctc_recognizer import (
     channel_mask,
     fine_tune,
     greedy_tokens,
+    length_batches,
     log_probs_of,
 )
 from bench.models.wav2vec import Wav2Vec
@@ -77,3 +78,42 @@ def test_fine_tuning_learns_a_two_tone_task_and_is_deterministic(tmp_path):
     hyps = [greedy_tokens(log_probs_of(model, a, ctx.device), ["a", "b"]) for a in audio[:4]]
     assert hyps == [["a", "b"], ["b", "a"], ["a", "b"], ["b", "a"]]
     assert results[0] == results[1]
+
+
+def test_length_batches_see_every_utterance_once_per_epoch_with_little_padding():
+    """Each epoch is a permutation cut into full batches (the short remainder dropped),
+    and sorting within pools cuts padding against random batches of the same size."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(8000, 72000, size=103).tolist()
+    batches = length_batches(lengths, 8, 4, np.random.default_rng(1))
+    epoch = [next(batches) for _ in range(103 // 8)]  # 3 pools of 32 -> 12 batches, + 7 left
+    assert all(len(b) == 8 for b in epoch)
+    seen = [i for b in epoch for i in b]
+    assert len(seen) == len(set(seen)) >= 96
+
+    def padding(batch):
+        return sum(max(lengths[i] for i in batch) - lengths[i] for i in batch)
+
+    shuffled = [list(rng.choice(103, 8, replace=False)) for _ in range(200)]
+    sorted_pad = np.mean([padding(next(batches)) for _ in range(200)])
+    assert sorted_pad < 0.5 * np.mean([padding(b) for b in shuffled])
+
+
+def test_length_batches_of_fewer_utterances_than_a_batch():
+    batches = length_batches([100, 300, 200], 8, 4, np.random.default_rng(0))
+    assert sorted(next(batches)) == [0, 1, 2]
+
+
+def test_fine_tuning_sets_fairseqs_fine_tuning_dropouts(tmp_path):
+    """wav2vec 2.0 pre-trains with dropout and attention dropout 0.1 and fine-tunes with
+    activation dropout 0.1 only (fairseq's base_10m); fine_tune puts the latter in place."""
+    model = _recognizer()
+    blocks = list(model.network.context.layers)
+    assert blocks[0].attention.dropout == 0.1 and blocks[0].dropout.p == 0.1
+    ctx = RunContext(device=torch.device("cpu"), run_dir=tmp_path, quiet=True).for_cell(0)
+    audio = [np.zeros(8000, dtype=np.float32)] * 4
+    fine_tune(model, audio, [torch.tensor([1])] * 4, FinetuneConfig(steps=1), ctx)
+    for block in blocks:
+        assert block.attention.dropout == 0.0 and block.dropout.p == 0.0
+        assert block.ffn[2].p == 0.1 and block.ffn[4].p == 0.0
+    assert model.network.context.dropout.p == 0.0 and model.network.dropout_input.p == 0.0

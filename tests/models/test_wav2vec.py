@@ -78,7 +78,7 @@ def test_gumbel_temperature_is_annealed_by_the_model():
 
 
 def _no_dropout(quantizer: str, objective: str, **overrides) -> Wav2Vec:
-    off = {"dropout": 0.0, "dropout_input": 0.0, "dropout_features": 0.0}
+    off = {"dropout": 0.0, "attention_dropout": 0.0, "dropout_input": 0.0, "dropout_features": 0.0}
     return _network(quantizer, objective, **{**off, **overrides})
 
 

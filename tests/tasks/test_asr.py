@@ -12,6 +12,7 @@ from bench.data import synthetic
 from bench.data.asr_splits import labeled_subset, librispeech_splits
 from bench.metrics.asr import rate_from_counts, word_char_edits
 from bench.models import pretraining
+from bench.sweep import expand
 from bench.tasks import asr
 from bench.tasks.base import get_task
 
@@ -45,9 +46,24 @@ def test_a_labeled_amount_replaces_the_scales_own():
     rows = task.grid({"labeled": ["60min"]}, scale="default")
     assert {r["labeled"] for r in rows} == {"60min"}
     # one row per (front end, language), whatever amounts the scale had per language
-    assert len(rows) == 4 * 2
+    assert len(rows) == len(asr.FRONTENDS["default"]) * 2
     with pytest.raises(ValueError, match="unknown labeled '7min'"):
         task.grid({"labeled": ["7min"]}, scale="quick")
+
+
+def test_default_suite_runs_wav2vec_against_log_mel_on_all_labeled_audio():
+    """Its 30-minute budget: the log-mel network from scratch and wav2vec 2.0 (Gumbel +
+    contrastive), all labeled audio of each language, 3 seeds; --methods reaches the rest."""
+    cells = expand("default", ["asr"], check_data=False)
+    rows = {tuple(c.method.values()) for c in cells}
+    assert rows == {
+        (f, q, o, lang, "all")
+        for f, q, o in (("logmel", "-", "-"), ("wav2vec", "gumbel", "contrastive"))
+        for lang in ("en", "lv")
+    }
+    assert {c.seed for c in cells} == {0, 1, 2}
+    chosen = expand("default", ["asr"], selected={"objective": ["data2vec"]})
+    assert {c.method["objective"] for c in chosen} == {"-", "data2vec"}
 
 
 def test_labeled_subset_is_seeded_and_reaches_the_amount():

@@ -1,13 +1,18 @@
 """The SSL task: its grid as data, a tiny cell's determinism and per-item PER, end to end."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from bench.cli import main
 from bench.data import synthetic
+from bench.sweep import expand
+from bench.sweep_file import expand_sweep, load_sweep
 from bench.tasks import ssl_phoneme
 from bench.tasks.base import get_task
+
+REPO = Path(__file__).resolve().parents[2]
 
 TINY_CORPUS = synthetic.CorpusConfig(
     speakers_en=3, speakers_lv=0, utterances_per_speaker=6, sentences_per_language=12
@@ -59,6 +64,27 @@ def test_grid_holds_the_ablation_rows_and_baselines():
         "objective": "-",
         "labeled": "5min",
     }
+
+
+def test_default_suite_runs_the_contrastive_rows_and_a_sweep_or_methods_the_rest():
+    """The default suite's budget holds the three contrastive rows (with the baselines);
+    --methods and sweeps/ssl_quantizer_objective.toml reach every row of the scale."""
+
+    def objectives(cells):
+        return {(c.method["quantizer"], c.method["objective"]) for c in cells}
+
+    suite = expand("default", ["ssl_phoneme"], check_data=False)
+    assert objectives(suite) == {
+        ("none", "contrastive"),
+        ("gumbel", "contrastive"),
+        ("vq", "contrastive"),
+        ("-", "-"),
+    }
+    assert {c.seed for c in suite} == {0, 1, 2}
+    chosen = expand("default", ["ssl_phoneme"], selected={"objective": ["data2vec"]})
+    assert objectives(chosen) == {("-", "data2vec"), ("-", "-")}
+    sweep = expand_sweep(load_sweep(REPO / "sweeps" / "ssl_quantizer_objective.toml"))
+    assert objectives(sweep) == {*ssl_phoneme.PRETRAINED, ("-", "-")}
 
 
 @pytest.fixture(scope="module")
