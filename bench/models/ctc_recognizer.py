@@ -124,8 +124,11 @@ def fine_tune(
     config: FinetuneConfig,
     ctx: RunContext,
     desc: str = "fine-tune",
+    lengths: Sequence[int] | None = None,
 ) -> TrainResult:
-    """CTC fine-tuning on (waveform, token ids) pairs; returns curves and timing."""
+    """CTC fine-tuning on (waveform, token ids) pairs; returns curves and timing.
+    ``lengths`` (samples per utterance) spares reading audio that is loaded lazily from
+    disk just to batch it by length; without it they are read from ``audio``."""
     rng, generator = ctx.rng(), ctx.generator()
     network_params = list(model.network.parameters())
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], config.lr)
@@ -133,7 +136,9 @@ def fine_tune(
     model.network.set_dropouts(
         config.dropout, config.attention_dropout, config.activation_dropout, config.dropout_input
     )
-    batches = length_batches([len(a) for a in audio], config.batch_size, config.length_pool, rng)
+    if lengths is None:
+        lengths = [len(a) for a in audio]
+    batches = length_batches(lengths, config.batch_size, config.length_pool, rng)
 
     def forward(step: int) -> StepOutput:
         for p in network_params:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -27,13 +26,7 @@ from torch import nn
 
 from bench import registry
 from bench.models.masking import compute_mask
-from bench.models.wav2vec_blocks import (
-    ContextNetwork,
-    FeatureEncoder,
-    LogMelStem,
-    TransformerBlock,
-    padding_mask,
-)
+from bench.models.wav2vec_blocks import ContextNetwork, FeatureEncoder, LogMelStem, padding_mask
 from bench.models.wav2vec_config import Wav2VecConfig
 from methods.ema_teacher import EMATeacher
 from methods.ssl_objectives import sample_negatives
@@ -242,9 +235,7 @@ class Wav2Vec(nn.Module):
     ) -> None:
         """Replace the context network's dropouts and the input dropout (fine-tuning uses
         fairseq's fine-tuning values, not pre-training's)."""
-        self.context.dropout.p = dropout
-        for block in self.context.layers:
-            cast(TransformerBlock, block).set_dropouts(dropout, attention, activation)
+        self.context.set_dropouts(dropout, attention, activation)
         self.dropout_input.p = dropout_input
 
     def anneal(self, step: int) -> None:

@@ -141,19 +141,22 @@ class TransformerBlock(nn.Module):
         self.attention_norm = nn.LayerNorm(dim)
         self.attention = SelfAttention(dim, heads, attention_dropout)
         self.ffn_norm = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)  # one module for both residual branches
+        self.activation_dropout = nn.Dropout(activation_dropout)
         self.ffn = nn.Sequential(
             nn.Linear(dim, ffn_dim),
             nn.GELU(),
-            nn.Dropout(activation_dropout),
+            self.activation_dropout,
             nn.Linear(ffn_dim, dim),
-            nn.Dropout(dropout),
+            self.dropout,
         )
-        self.dropout = nn.Dropout(dropout)
 
     def set_dropouts(self, dropout: float, attention: float, activation: float) -> None:
-        self.dropout.p = cast(nn.Dropout, self.ffn[4]).p = dropout
-        self.attention.dropout = attention
-        cast(nn.Dropout, self.ffn[2]).p = activation
+        self.dropout.p, self.attention.dropout, self.activation_dropout.p = (
+            dropout,
+            attention,
+            activation,
+        )
 
     def forward(
         self, x: torch.Tensor, padding_mask: torch.Tensor | None = None
@@ -194,6 +197,12 @@ class ContextNetwork(nn.Module):
             for _ in range(config.layers)
         )
         self.final_norm = nn.LayerNorm(config.dim)
+
+    def set_dropouts(self, dropout: float, attention: float, activation: float) -> None:
+        """Replace every block's dropouts and the one after the positional convolution."""
+        self.dropout.p = dropout
+        for block in self.layers:
+            cast(TransformerBlock, block).set_dropouts(dropout, attention, activation)
 
     def run(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> ContextOutput:
         """All outputs; ``padding_mask`` (B, T) is True at padded frames."""
