@@ -19,8 +19,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from bench import harness, registry
 from bench.config import build_config, scale_config
@@ -28,11 +26,12 @@ from bench.context import RunContext
 from bench.data.digits import load_digits_split
 from bench.metrics import weighted
 from bench.metrics.calibration import metrics_from_items
+from bench.models.classifier_training import FitConfig, fit_classifier, predict
 from bench.registry import register
 from bench.scoring import score_calibrator
 from bench.store import Cell, replacing, stable_hash
 from bench.tasks.base import CellResult, Task, product
-from bench.training import StepOutput, flops_timing, train
+from bench.training import flops_timing
 
 
 @dataclass
@@ -69,54 +68,22 @@ def train_classifier(
     split = load_digits_split(ctx.seed, config.valid_fraction, config.test_fraction)
     device = ctx.device
     model = registry.build("classifier", model_name, num_classes=split.num_classes).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    x_train, y_train = split.x_train.to(device), split.y_train.to(device)
-    x_valid, y_valid = split.x_valid.to(device), split.y_valid.to(device)
-    n = len(y_train)
-    per_epoch = -(-n // config.batch_size)  # minibatches per pass over the train split
-    generator = ctx.generator()
-    order = torch.empty(0, dtype=torch.long)
-
-    def forward(step: int) -> StepOutput:
-        nonlocal order
-        if step % per_epoch == 0:  # a new epoch: a new order
-            order = torch.randperm(n, generator=generator).to(device)
-        start = (step % per_epoch) * config.batch_size
-        idx = order[start : start + config.batch_size]
-        model.train()
-        with ctx.autocast():
-            loss = F.cross_entropy(model(x_train[idx]).float(), y_train[idx])
-        return StepOutput(loss, items=len(idx))
-
-    def evaluate(step: int) -> dict[str, float]:
-        logits = predict(model, x_valid, ctx)
-        return {
-            "valid_nll": F.cross_entropy(logits, y_valid.cpu()).item(),
-            "valid_accuracy": (logits.argmax(1) == y_valid.cpu()).double().mean().item(),
-        }
-
-    result = train(
-        forward,
-        config.epochs * per_epoch,
-        ctx,
-        optimizer=optimizer,
-        evaluate=evaluate,
-        eval_every=config.eval_every * per_epoch,
-        eval_key="valid_step",
-        desc=f"train {model_name} seed={ctx.seed}",
-        warmup=3,
+    fit = FitConfig(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        eval_every=config.eval_every,
     )
-    curves = result.curves
-    losses = curves.pop("train_loss")
-    sizes = [min(config.batch_size, n - k * config.batch_size) for k in range(per_epoch)]
-    curves["train_loss"] = []  # the mean loss of each epoch
-    for e in range(config.epochs):
-        total = 0.0
-        for k, size in enumerate(sizes):
-            total += losses[e * per_epoch + k] * size
-        curves["train_loss"].append(total / n)
-    curves["valid_epoch"] = [s // per_epoch for s in curves.pop("valid_step")]
-    model.eval()
+    result = fit_classifier(
+        model,
+        split.x_train,
+        split.y_train,
+        fit,
+        ctx,
+        valid=(split.x_valid, split.y_valid),
+        desc=f"train {model_name} seed={ctx.seed}",
+    )
     x_test = split.x_test.to(device)
     timing = result.timing
     timing["eval_samples_per_s"] = len(x_test) / (
@@ -126,22 +93,15 @@ def train_classifier(
     sample = split.x_test[:16].to(device)
     timing |= flops_timing(lambda: model(sample), len(sample), ctx, timing["train_samples_per_s"])
     return {
-        "valid_logits": predict(model, x_valid, ctx).numpy(),
+        "valid_logits": predict(model, split.x_valid, ctx).numpy(),
         "valid_labels": split.y_valid.numpy(),
         "test_logits": predict(model, x_test, ctx).numpy(),
         "test_labels": split.y_test.numpy(),
         "test_ids": np.array([f"digit{i}" for i in np.asarray(split.id_test)]),
-        "curves": curves,
+        "curves": result.curves,
         "timing": timing,
         "split_sizes": split.sizes(),
     }
-
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, x: torch.Tensor, ctx: RunContext) -> torch.Tensor:
-    model.eval()
-    with ctx.autocast():
-        return model(x).float().cpu()
 
 
 @register("task", "calibration")
