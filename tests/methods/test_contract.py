@@ -29,6 +29,14 @@ def _calibrator(method) -> None:
     assert probs.shape == (40, K) and torch.allclose(probs.sum(1), torch.ones(40).double())
 
 
+def _distill(method) -> None:
+    student = torch.randn(N, K, requires_grad=True)
+    loss = method(student, torch.arange(N) % K, torch.randn(N, K))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert student.grad is not None
+
+
 def _classifier(method) -> None:
     assert method(torch.rand(3, 1, 8, 8)).shape == (3, K)
 
@@ -120,6 +128,7 @@ def _contexts(tmp: Path) -> dict[str, tuple[dict, Callable]]:
     return {
         "calibrator": ({}, _calibrator),
         "classifier": ({"num_classes": K}, _classifier),
+        "distill": ({}, _distill),
         "quantizer": ({"in_dim": D, "out_dim": 6, "tau_decay": 0.99}, _quantizer),
         "objective": (
             {
