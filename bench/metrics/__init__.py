@@ -131,6 +131,25 @@ METRICS: dict[str, MetricSpec] = {
     "acc_clean": MetricSpec(True, "%", 100, 1.0, "accuracy on the clean test audio"),
     "acc_noisy": MetricSpec(True, "%", 100, 1.0, "accuracy on test audio with noise at 5 dB"),
     "acc_speed": MetricSpec(True, "%", 100, 1.0, "accuracy on test audio sped up ×1.15"),
+    # image augmentation ablation (bench.tasks.image_augment): digits per test condition
+    "accuracy_clean": MetricSpec(True, "%", 100, 1.0, "digits accuracy on the clean test images"),
+    "accuracy_rotated": MetricSpec(True, "%", 100, 1.0, "digits accuracy, test images at ±30°"),
+    "accuracy_scaled": MetricSpec(True, "%", 100, 1.0, "digits accuracy, test images ×0.7, ×1.3"),
+    "nll_clean": MetricSpec(False, "nats", 1, 0.01, "NLL on the clean test images"),
+    "nll_rotated": MetricSpec(False, "nats", 1, 0.01, "NLL on the rotated test images"),
+    "nll_scaled": MetricSpec(False, "nats", 1, 0.01, "NLL on the rescaled test images"),
+    # knowledge distillation (bench.tasks.distill): the teacher, shown beside each student
+    "teacher_accuracy": MetricSpec(
+        True, "%", 100, 0.0, "the distillation teacher's test accuracy", ranked=False
+    ),
+    "teacher_agreement": MetricSpec(
+        True,
+        "%",
+        100,
+        0.0,
+        "test items where the student predicts the teacher's class",
+        ranked=False,
+    ),
 }
 
 TIMING_UNITS: dict[str, MetricSpec] = {

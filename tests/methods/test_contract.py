@@ -92,6 +92,12 @@ def _augment(method) -> None:
     assert torch.isfinite(y).all() and y.ndim == x.ndim
 
 
+def _image_augment(method) -> None:
+    x = torch.rand(4, 1, 8, 8)
+    y = method(x, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and torch.isfinite(y).all()
+
+
 def _forcing(method) -> None:
     from bench.models.g2p import ModelConfig, Seq2Seq
 
@@ -148,6 +154,7 @@ def _contexts(tmp: Path) -> dict[str, tuple[dict, Callable]]:
         "enhancer": ({"sample_rate": 16000}, _enhancer),
         "enh_loss": ({}, _enh_loss),
         "augment": ({}, _augment),
+        "image_augment": ({}, _image_augment),
         "forcing": ({"total_steps": 10, "hidden_dim": 16, "adversarial_weight": 1.0}, _forcing),
         "frontend": (
             {
