@@ -131,6 +131,13 @@ METRICS: dict[str, MetricSpec] = {
     "acc_clean": MetricSpec(True, "%", 100, 1.0, "accuracy on the clean test audio"),
     "acc_noisy": MetricSpec(True, "%", 100, 1.0, "accuracy on test audio with noise at 5 dB"),
     "acc_speed": MetricSpec(True, "%", 100, 1.0, "accuracy on test audio sped up ×1.15"),
+    # VQ-VAE on log-mel frames (bench.tasks.vqvae)
+    "recon_mse": MetricSpec(
+        False, "", 1, 0.01, "test log-mel reconstruction MSE, per-bin standardised (1 = train mean)"
+    ),
+    "restarted_entries": MetricSpec(
+        False, "", 1, 0.0, "codebook entries re-initialised in training", ranked=False
+    ),
     # image augmentation ablation (bench.tasks.image_augment): digits per test condition
     "accuracy_clean": MetricSpec(True, "%", 100, 1.0, "digits accuracy on the clean test images"),
     "accuracy_rotated": MetricSpec(True, "%", 100, 1.0, "digits accuracy, test images at ±30°"),
