@@ -32,6 +32,7 @@ class Figure:
 
     stem: str
     caption: str
+    text: str = ""  # Markdown shown under the figure: numbers a figure alone cannot list
 
 
 def save(fig, fig_dir: Path, stem: str, formats: Sequence[str] = FORMATS) -> None:

@@ -67,6 +67,28 @@ def _timing(section: TaskSection) -> str:
     )
 
 
+def _markdown_block(text: str) -> str:
+    """A figure's Markdown note as HTML: pipe tables become tables, other lines paragraphs."""
+    out, rows = [], []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):  # not the |---| rule
+                rows.append(cells)
+            continue
+        if rows:
+            head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+            body = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                for r in rows[1:]
+            )
+            out.append(f"<table><tr>{head}</tr>{body}</table>")
+            rows = []
+        if line.strip():
+            out.append(f"<p>{html.escape(line)}</p>")
+    return "".join(out)
+
+
 def _figure(run_dir: Path, stem: str, caption: str) -> str:
     png = run_dir / "figures" / f"{stem}.png"
     if not png.exists():
@@ -136,7 +158,8 @@ def render_html(data: ReportData, run_dir: Path) -> str:
             *(f'<p class="legend">{html.escape(n)}</p>' for n in s.table.notes),
             _timing(s),
         ]
-        parts += [_figure(run_dir, f.stem, f.caption) for f in s.figures]
+        for f in s.figures:
+            parts += [_figure(run_dir, f.stem, f.caption), _markdown_block(f.text)]
         if s.failed:
             items = "".join(
                 f"<li>{_method(r.method)} seed {r.seed}: "

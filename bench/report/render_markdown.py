@@ -93,6 +93,8 @@ def render_markdown(data: ReportData) -> str:
             out += ["### Speed (median over seeds)", ""] + timing + [""]
         for fig in section.figures:
             out += [f"![{fig.caption}](figures/{fig.stem}.png)", "", f"*{fig.caption}*", ""]
+            if fig.text:
+                out += [fig.text, ""]
         if section.failed:
             out += ["### Failed cells", ""]
             for rec in section.failed:

@@ -119,3 +119,18 @@ def test_no_records_draw_nothing_and_unknown_format_is_refused(tmp_path, fake_dr
     fig, _ = figures.plt.subplots()
     with pytest.raises(ValueError, match="unknown figure format"):
         figures.save(fig, tmp_path, "x", ("svg",))
+
+
+def test_a_figures_markdown_note_reaches_both_reports():
+    """A drawer's ``Figure.text`` (e.g. the zoo's harm table) is shown under the figure: as
+    is in report.md, and in report.html with its pipe table as an HTML table."""
+    from bench.report.render_html import _markdown_block
+
+    note = "| metric | harmed |\n|---|---|\n| ece | 6/52 = 12% [5, 23] |\n\nSpearman ρ = 0.91"
+    html_note = _markdown_block(note)
+    assert html_note == (
+        "<table><tr><th>metric</th><th>harmed</th></tr>"
+        "<tr><td>ece</td><td>6/52 = 12% [5, 23]</td></tr></table><p>Spearman ρ = 0.91</p>"
+    )
+    assert _markdown_block("") == ""
+    assert "&lt;b&gt;" in _markdown_block("<b>")  # escaped, never raw HTML
