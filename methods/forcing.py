@@ -115,8 +115,10 @@ class ForcingStrategy(nn.Module):
     """Base class: ε_i = 1 at every step (override ``teacher_prob`` and/or ``forward``).
 
     Built with ``registry.build("forcing", name, **context)``; the task's context is the
-    run's ``total_steps``, the decoder's ``hidden_dim`` and the ``adversarial_weight`` of
-    an adversarial term, and each strategy declares in ``requires`` what it takes. A
+    run's ``total_steps``, the decoder's ``hidden_dim``, the ``adversarial_weight`` of
+    an adversarial term and a ``teacher`` factory (the distillation strategies of
+    ``methods.sequence_distillation``), and each strategy declares in ``requires`` what it
+    takes. A
     strategy with trainable parts of its own (a discriminator) holds them as submodules:
     the task gives ``strategy.parameters()`` their own optimiser."""
 
@@ -130,6 +132,11 @@ class ForcingStrategy(nn.Module):
 
     def teacher_prob(self, step: int) -> float:
         return 1.0
+
+    def train_pairs(self, train):
+        """The (word, pronunciations) pairs to train on: the gold ones (sequence-level
+        distillation replaces them with a teacher's outputs)."""
+        return train
 
     def forward(self, model, src, inputs, targets, step: int) -> ForcingOutput:
         memory, mask = model.encode(src)

@@ -119,6 +119,20 @@ METRICS: dict[str, MetricSpec] = {
     "test_per_beam": MetricSpec(False, "%", 100, 0.5, "G2P test PER, beam search"),
     "test_wer_beam": MetricSpec(False, "%", 100, 1.0, "G2P test word error, beam search"),
     "dev_per_greedy": MetricSpec(False, "%", 100, 0.5, "G2P valid PER, greedy decoding"),
+    # the distillation teacher's own test scores, in each word_kd/sequence_kd student's
+    # record (the ceiling; informational, not the row's method)
+    "teacher_per_greedy": MetricSpec(
+        False, "%", 100, 0.5, "G2P KD teacher's test PER, greedy", ranked=False
+    ),
+    "teacher_wer_greedy": MetricSpec(
+        False, "%", 100, 1.0, "G2P KD teacher's test WER, greedy", ranked=False
+    ),
+    "teacher_per_beam": MetricSpec(
+        False, "%", 100, 0.5, "G2P KD teacher's test PER, beam", ranked=False
+    ),
+    "teacher_wer_beam": MetricSpec(
+        False, "%", 100, 1.0, "G2P KD teacher's test WER, beam", ranked=False
+    ),
     # metric learning (bench.metrics.retrieval; bench.tasks.speaker and bench.tasks.prosody)
     "recall_at_1": MetricSpec(True, "%", 100, 1.0, "Recall@1 on unseen test speakers"),
     "map_at_r": MetricSpec(True, "%", 100, 1.0, "MAP@R on unseen test speakers"),

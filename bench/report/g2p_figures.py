@@ -1,4 +1,5 @@
-"""Figures of the G2P task: error rate by output position, and the ε_i schedules."""
+"""Figures of the G2P task: error rate by output position, the ε_i schedules, and the
+distilled students beside their teacher."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ def draw(
         return
     yield _position_errors(records, fig_dir, formats)
     yield _schedules(records, fig_dir, formats)
+    if any("teacher_per_beam" in r.metrics for r in records):
+        yield _distillation(records, fig_dir, formats)
 
 
 def _position_errors(records: list[Record], fig_dir: Path, formats: Sequence[str]) -> Figure:
@@ -90,7 +93,7 @@ def _schedules(records: list[Record], fig_dir: Path, formats: Sequence[str]) -> 
                     eps,
                     color=figures.PALETTE[k % len(figures.PALETTE)],
                     label=name,
-                    linestyle="--" if name in ("teacher", "professor") else "-",
+                    linestyle="--" if min(eps) == 1 else "-",
                 )
         ax.set_ylim(-0.02, 1.05)
         ax.set_xlabel("training step i")
@@ -100,6 +103,46 @@ def _schedules(records: list[Record], fig_dir: Path, formats: Sequence[str]) -> 
     return Figure(
         "g2p_schedules",
         "Scheduled-sampling schedules ε_i over training (Bengio et al. 2015): linear "
-        "max(ε, k − c·i), exponential k^i, inverse sigmoid k/(k + exp(i/k)); teacher and "
-        "professor forcing feed the gold token throughout (ε_i = 1).",
+        "max(ε, k − c·i), exponential k^i, inverse sigmoid k/(k + exp(i/k)); teacher forcing, "
+        "professor forcing and the distillation strategies feed the gold token (sequence_kd: "
+        "the teacher's) throughout (ε_i = 1).",
+    )
+
+
+# the rows the figure compares, and their bar labels
+DISTILLATION = {"teacher": "teacher forcing", "word_kd": "word_kd", "sequence_kd": "sequence_kd"}
+TEACHER = "KD teacher (wide)"
+
+
+def _distillation(records: list[Record], fig_dir: Path, formats: Sequence[str]) -> Figure:
+    # arch -> bar label -> per-seed test PER (beam); the teacher's from the KD records
+    values: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    for r in records:
+        arch, forcing = r.method["arch"], r.method["forcing"]
+        if forcing in DISTILLATION:
+            values[arch][DISTILLATION[forcing]][r.seed] = r.metrics["test_per_beam"]
+        if "teacher_per_beam" in r.metrics:
+            values[arch][TEACHER][r.seed] = r.metrics["teacher_per_beam"]
+    labels = [TEACHER, *DISTILLATION.values()]
+    archs = sorted(values)
+    with figures.style():
+        fig, axes = figures.plt.subplots(
+            1, len(archs), figsize=(3.6 * len(archs), 2.9), squeeze=False, sharey=True
+        )
+        for ax, arch in zip(axes[0], archs, strict=True):
+            shown = [lab for lab in labels if values[arch].get(lab)]
+            for k, lab in enumerate(shown):
+                seeds = 100 * np.array(list(values[arch][lab].values()))
+                ax.bar(k, seeds.mean(), color=figures.PALETTE[k % len(figures.PALETTE)])
+                ax.plot(np.full(len(seeds), k), seeds, "k.", markersize=3)
+            ax.set_xticks(range(len(shown)), shown, rotation=25, ha="right", fontsize=6)
+            ax.set_title(f"{arch} decoder")
+            ax.set_ylabel("test PER (%) ↓, beam")
+        figures.save(fig, fig_dir, "g2p_distillation", formats)
+    return Figure(
+        "g2p_distillation",
+        "Knowledge distillation (Kim & Rush 2016): test PER with beam search of the wide "
+        "teacher (twice as wide; the ceiling) and of the students (the task's model) trained "
+        "with teacher forcing on gold (the baseline), word-level KD and sequence-level KD; "
+        "bars are means over seeds, dots single seeds.",
     )

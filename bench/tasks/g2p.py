@@ -3,7 +3,8 @@
 A character encoder (BiGRU) with a GRU or a Transformer attention decoder (the ``arch``
 axis) is trained from scratch on CMUdict words with each forcing strategy of
 ``methods.forcing`` (teacher forcing, scheduled sampling with three schedules, professor
-forcing), decoded greedily and with beam search, and scored per word against its several
+forcing, and word- and sequence-level knowledge distillation from a wider teacher),
+decoded greedily and with beam search, and scored per word against its several
 pronunciations (``bench.metrics.g2p``: right if it matches any, PER against the closest);
 the error rate by output position shows exposure bias.
 """
@@ -11,11 +12,10 @@ the error rate by output position shows exposure bias.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
-import torch
 
 from bench import harness, registry
 from bench.config import build_config, scale_config
@@ -23,11 +23,13 @@ from bench.context import RunContext
 from bench.data import cmudict_g2p
 from bench.metrics.g2p import g2p_forms, rates_from_columns, score_words
 from bench.metrics.weighted import ItemForm
-from bench.models.g2p import ModelConfig, PairBatches, Seq2Seq, Vocab, decode_words
+from bench.models import g2p_teacher
+from bench.models.g2p import ModelConfig, Seq2Seq, Vocab, decode_words
+from bench.models.g2p_training import train_g2p
 from bench.registry import register
 from bench.store import Cell
 from bench.tasks.base import CellResult, Items, Task
-from bench.training import StepOutput, train, warmup_hold_decay
+from methods.forcing import ForcingStrategy
 
 ARCHS = ("gru", "transformer")
 FORCING = (
@@ -36,6 +38,8 @@ FORCING = (
     "scheduled_exponential",
     "scheduled_inverse_sigmoid",
     "professor",
+    "word_kd",
+    "sequence_kd",
 )
 
 
@@ -63,10 +67,17 @@ class G2PConfig:
     # the NLL in runs this short (quick GRU: test PER 58% at 1.0, 28% at 0.1)
     professor_weight: float = 0.1
     threads: int = 1  # torch CPU threads in a cell: these small step loops run faster on one
+    # the distillation teacher (word_kd, sequence_kd): the student's network this wide
+    # (>= hidden), trained with teacher forcing for teacher_steps updates (0: 2 x steps)
+    teacher_hidden: int = 256
+    teacher_steps: int = 0
 
     def validate(self) -> None:
         if min(self.steps, self.batch_size, self.eval_every, self.beam_width, self.threads) < 1:
             raise ValueError(f"invalid g2p config: {self}")
+        if self.teacher_steps < 0:
+            raise ValueError(f"teacher_steps={self.teacher_steps} must be >= 1 (0: 2 x steps)")
+        g2p_teacher.teacher_model_config(self.model("gru"), self.teacher_hidden)  # >= student
 
     def model(self, arch: str) -> ModelConfig:
         names = {f.name for f in fields(ModelConfig)} - {"arch"}
@@ -92,71 +103,15 @@ SCALE_CONFIGS: dict[str, dict[str, Any]] = {
         "ff_dim": 512,
         "batch_size": 128,
         "beam_width": 8,
+        "teacher_hidden": 512,
     },
 }
 
 
 ROWS = [{"forcing": f, "arch": a} for a in ARCHS for f in FORCING]
-
-
-def train_g2p(
-    model: Seq2Seq,
-    strategy: torch.nn.Module,
-    data: cmudict_g2p.G2PData,
-    vocabs: tuple[Vocab, Vocab],
-    config: G2PConfig,
-    ctx: RunContext,
-) -> tuple[dict[str, list], dict[str, float | None], dict[str, np.ndarray]]:
-    """Train ``model`` with the forcing ``strategy``; return the curves, the timing and the
-    per-word items of the last validation pass (greedy)."""
-    graphemes, phonemes = vocabs
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    disc_params = list(strategy.parameters())  # a discriminator, if the strategy has one
-    disc_opt = torch.optim.Adam(disc_params, lr=config.lr) if disc_params else None
-    batches = PairBatches(data.train, graphemes, phonemes, config.batch_size, ctx.rng())
-    valid_words = [w for w, _ in data.valid[: config.valid_words]]
-    valid_refs = [p for _, p in data.valid[: config.valid_words]]
-    dev: dict[str, np.ndarray] = {"item_id": np.array(valid_words)}  # the last valid pass
-
-    def forward(step: int) -> StepOutput:
-        src, inputs, tgt = batches.next(ctx.device)
-        model.train()
-        out = strategy(model, src, inputs, tgt, step)
-        logs = {"train_nll": out.nll.item(), "teacher_prob": out.teacher_prob}
-        if out.discriminator_loss is not None:
-            logs["disc_loss"] = out.discriminator_loss.item()
-        return StepOutput(out.loss, items=len(src), logs=logs, extra=out.discriminator_loss)
-
-    def update(out: StepOutput, step: int) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        if disc_opt is not None and isinstance(out.extra, torch.Tensor):
-            disc_opt.zero_grad(set_to_none=True)  # drop the generator term's gradients
-            out.extra.backward()
-            disc_opt.step()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-
-    def evaluate(step: int) -> dict[str, float]:
-        hyps = decode_words(model, valid_words, graphemes, phonemes, ctx.device)
-        scores = score_words(valid_refs, hyps)
-        dev.update(scores.columns("greedy"))
-        return {"valid_per": scores.rates()[0]}
-
-    result = train(
-        forward,
-        config.steps,
-        ctx,
-        optimizer=optimizer,
-        update=update,
-        schedule=warmup_hold_decay(config.steps),
-        evaluate=evaluate,
-        eval_every=config.eval_every,
-        eval_key="valid_step",
-        desc=f"g2p {strategy.registry_name}",
-    )
-    result.curves.pop("train_loss")  # the NLL is the curve (train_nll); the loss adds C_f
-    return result.curves, result.timing, dev
+# quick: no distillation rows; a teacher (twice as wide, twice the updates, beam outputs
+# for every training word) costs about as much as five quick cells
+QUICK_ROWS = [r for r in ROWS if not r["forcing"].endswith("_kd")]
 
 
 @register("task", "g2p")
@@ -166,7 +121,7 @@ class G2PTask(Task):
     title = "Grapheme-to-phoneme on CMUdict: decoder training strategies (PER and WER)"
     families = ("forcing", "arch")
     axes = {"arch": ARCHS}
-    rows = {scale: ROWS for scale in SCALE_CONFIGS}
+    rows = {scale: QUICK_ROWS if scale == "quick" else ROWS for scale in SCALE_CONFIGS}
     baseline = {"forcing": "teacher"}
     suite_seeds = {"quick": 1}
     table_metrics = (
@@ -175,6 +130,7 @@ class G2PTask(Task):
         "test_per_beam",
         "test_wer_beam",
         "dev_per_greedy",
+        "teacher_per_beam",  # the KD rows' teacher: the ceiling (informational)
     )
 
     def config(self, scale: str) -> dict:
@@ -200,14 +156,15 @@ class G2PTask(Task):
         vocabs = graphemes, phonemes = Vocab(data.graphemes), Vocab(data.phonemes)
         model = Seq2Seq(len(graphemes), len(phonemes), config.model(cell.method["arch"]))
         model = model.to(ctx.device)
-        strategy = registry.build(
-            "forcing",
-            cell.method["forcing"],
-            total_steps=config.steps,
-            hidden_dim=config.hidden,
-            adversarial_weight=config.professor_weight,
-        ).to(ctx.device)
-        curves, timing, dev = train_g2p(model, strategy, data, vocabs, config, ctx)
+        teachers: list[g2p_teacher.Teacher] = []  # filled if the strategy asks for one
+
+        def teacher() -> g2p_teacher.Teacher:
+            teachers.append(self._teacher(cell.method["arch"], config, data, vocabs, ctx))
+            return teachers[-1]
+
+        strategy = self._strategy(cell.method["forcing"], config, teacher).to(ctx.device)
+        train = strategy.train_pairs(data.train)
+        curves, timing, dev = train_g2p(model, strategy, train, data.valid, vocabs, config, ctx)
         words, refs = [w for w, _ in data.test], [p for _, p in data.test]
         t0 = time.perf_counter()
         greedy = decode_words(model, words, graphemes, phonemes, ctx.device)
@@ -218,6 +175,12 @@ class G2PTask(Task):
         b = score_words(refs, beam, config.max_position)
         test = {"item_id": np.array(words), **g.columns("greedy"), **b.columns("beam")}
         items = {"test": test, "dev": dev}
+        for t in teachers:  # the ceiling: the teacher's own test outputs, as items
+            tg, tb = score_words(refs, t.test_greedy), score_words(refs, t.test_beam)
+            items["teacher"] = {"item_id": test["item_id"], **tg.columns("greedy")}
+            items["teacher"].update(tb.columns("beam"))
+            curves.update(t.curves)
+            timing["teacher_train_s"] = t.train_seconds
         metrics = self.metrics_from_items(items, cell.config)
         metrics["parameters"] = float(sum(p.numel() for p in model.parameters()))
         curves.update(
@@ -235,13 +198,44 @@ class G2PTask(Task):
         )
         return CellResult(metrics=metrics, curves=curves, timing=timing, items=items)
 
+    @staticmethod
+    def _strategy(name: str, config: G2PConfig, teacher) -> ForcingStrategy:
+        return registry.build(
+            "forcing",
+            name,
+            total_steps=config.steps,
+            hidden_dim=config.hidden,
+            adversarial_weight=config.professor_weight,
+            teacher=teacher,
+        )
+
+    def _teacher(self, arch: str, config: G2PConfig, data, vocabs, ctx) -> g2p_teacher.Teacher:
+        """The KD teacher of (arch, seed, config), trained once and cached in the run folder."""
+        settings = replace(config, steps=config.teacher_steps or 2 * config.steps)
+        key = {k: v for k, v in asdict(settings).items() if k not in ("professor_weight",)}
+        return g2p_teacher.load_or_train(
+            g2p_teacher.teacher_model_config(config.model(arch), config.teacher_hidden),
+            self._strategy("teacher", settings, None),
+            settings,
+            config.beam_width,
+            data,
+            vocabs,
+            ctx,
+            key,
+        )
+
     def item_forms(self, config: dict) -> dict[str, ItemForm]:
         return g2p_forms()
 
     def metrics_from_items(self, items: Items, config: dict) -> dict[str, float]:
-        """PER and WER of each decoder on test, and the greedy PER on the valid words."""
+        """PER and WER of each decoder on test, the greedy PER on the valid words, and the
+        test PER and WER of the distillation teacher when the cell has one."""
         test_greedy, test_beam = (rates_from_columns(items["test"], d) for d in ("greedy", "beam"))
-        return {
+        teacher: dict[str, float] = {}
+        for d in ("greedy", "beam") if "teacher" in items else ():
+            rates = rates_from_columns(items["teacher"], d)
+            teacher |= {f"teacher_per_{d}": rates[0], f"teacher_wer_{d}": rates[1]}
+        return teacher | {
             "test_per_greedy": test_greedy[0],
             "test_wer_greedy": test_greedy[1],
             "test_per_beam": test_beam[0],

@@ -110,6 +110,14 @@ def _forcing(method) -> None:
     out.loss.backward()
 
 
+def _tiny_teacher():
+    """The ``teacher`` context of the distillation strategies: a wider model, no outputs."""
+    from bench.models.g2p import ModelConfig, Seq2Seq
+    from bench.models.g2p_teacher import Teacher
+
+    return Teacher(Seq2Seq(6, 7, ModelConfig(emb_dim=8, hidden=32)).eval(), {}, [], [])
+
+
 def _frontend(method) -> None:
     audio = [np.random.default_rng(k).normal(0, 0.1, 8000).astype(np.float32) for k in range(2)]
     feats = method.probe_features(audio)
@@ -155,7 +163,15 @@ def _contexts(tmp: Path) -> dict[str, tuple[dict, Callable]]:
         "enh_loss": ({}, _enh_loss),
         "augment": ({}, _augment),
         "image_augment": ({}, _image_augment),
-        "forcing": ({"total_steps": 10, "hidden_dim": 16, "adversarial_weight": 1.0}, _forcing),
+        "forcing": (
+            {
+                "total_steps": 10,
+                "hidden_dim": 16,
+                "adversarial_weight": 1.0,
+                "teacher": _tiny_teacher,
+            },
+            _forcing,
+        ),
         "frontend": (
             {
                 "quantizer": "vq",

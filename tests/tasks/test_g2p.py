@@ -10,10 +10,13 @@ from bench.cells import run_cell
 from bench.cli import main
 from bench.context import RunContext
 from bench.metrics.g2p import align_errors, error_rates, score_words
+from bench.models import g2p_teacher
+from bench.models.g2p import Seq2Seq, Vocab, beam_decode, max_output_len
 from bench.store import Cell
 from bench.sweep import parse_methods
 from bench.tasks import g2p
 from bench.tasks.base import get_task
+from methods.sequence_distillation import SequenceKD
 
 TINY = {
     "words": 300,
@@ -27,6 +30,7 @@ TINY = {
     "eval_every": 2,
     "valid_words": 10,
     "beam_width": 2,
+    "teacher_hidden": 32,
 }
 
 
@@ -64,6 +68,14 @@ def test_grid_is_forcing_by_arch_with_teacher_baseline_per_arch():
     task = get_task("g2p")
     rows = task.grid()
     assert len(rows) == 10 and {r["arch"] for r in rows} == {"gru", "transformer"}
+    default = task.grid(scale="default")  # the distillation rows: default and full only
+    assert len(default) == 14 and not any(r["forcing"].endswith("_kd") for r in rows)
+    for kd in ("word_kd", "sequence_kd"):
+        assert task.baseline_of({"forcing": kd, "arch": "gru"}) == {
+            "forcing": "teacher",
+            "arch": "gru",
+        }
+    assert {r["forcing"] for r in task.grid({"forcing": ["word_kd"]})} == {"teacher", "word_kd"}
     row = {"forcing": "professor", "arch": "transformer"}
     assert task.baseline_of(row) == {"forcing": "teacher", "arch": "transformer"}
     assert task.baseline_of({"forcing": "teacher", "arch": "gru"}) is None
@@ -82,6 +94,10 @@ def test_grid_is_forcing_by_arch_with_teacher_baseline_per_arch():
 def test_config_is_strict():
     with pytest.raises(ValueError, match="unknown key"):
         g2p.build_config(g2p.G2PConfig, {"stepz": 3})
+    with pytest.raises(ValueError, match="teacher_hidden=64 is smaller than the student"):
+        g2p.build_config(g2p.G2PConfig, {"hidden": 128, "teacher_hidden": 64})
+    with pytest.raises(ValueError, match="teacher_steps=-1"):
+        g2p.build_config(g2p.G2PConfig, {"teacher_steps": -1})
 
 
 def test_g2p_task_runs_end_to_end(tmp_path, monkeypatch):
@@ -89,9 +105,10 @@ def test_g2p_task_runs_end_to_end(tmp_path, monkeypatch):
     out = tmp_path / "run"
     args = ["--suite", "quick", "--tasks", "g2p", "--quiet", "--out", str(out)]
     args += ["--methods", "forcing=teacher,forcing=scheduled_linear,forcing=professor"]
+    args[-1] += ",forcing=sequence_kd"
     assert main(args) == 0
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
-    assert len(records) == 6 and all(r["status"] == "ok" for r in records)
+    assert len(records) == 8 and all(r["status"] == "ok" for r in records)
     for r in records:
         assert 0 <= r["metrics"]["test_wer_greedy"] <= 1
         assert r["metrics"]["test_per_beam"] >= 0
@@ -104,6 +121,7 @@ def test_g2p_task_runs_end_to_end(tmp_path, monkeypatch):
     )
     assert (out / "figures" / "g2p_error_by_position.png").exists()
     assert (out / "figures" / "g2p_schedules.png").exists()
+    assert (out / "figures" / "g2p_distillation.png").exists()
     assert (
         "test_per_beam" in (out / "report.md").read_text()
         or "PER" in (out / "report.md").read_text()
@@ -111,7 +129,7 @@ def test_g2p_task_runs_end_to_end(tmp_path, monkeypatch):
     assert "CMU" in (out / "dataset_card.md").read_text()
 
 
-@pytest.mark.parametrize("forcing", ["teacher", "professor"])
+@pytest.mark.parametrize("forcing", ["teacher", "professor", "sequence_kd"])
 def test_cell_is_deterministic_and_its_metrics_come_from_its_items(
     forcing, tmp_path, check_task_cell
 ):
@@ -132,3 +150,71 @@ def test_items_are_the_test_and_valid_words(tmp_path):
     curves = run.record.curves
     assert run.record.metrics["dev_per_greedy"] == curves["valid_per"][-1]
     assert curves["valid_step"] == [2, 4] and len(curves["disc_loss"]) == TINY["steps"]
+
+
+def _tiny_cell(forcing: str, run_dir, arch: str = "gru"):
+    config = {**get_task("g2p").config("quick"), **TINY}
+    cell = Cell("g2p", {"forcing": forcing, "arch": arch}, 0, "quick", config)
+    run = run_cell(cell, RunContext(torch.device("cpu"), run_dir=run_dir, quiet=True), "t", {})
+    assert run.record.status == "ok", run.record.error
+    return run
+
+
+def test_the_teacher_is_trained_once_per_arch_and_seed_and_reused(tmp_path, monkeypatch):
+    trained = []
+    real = g2p_teacher._train
+
+    def counting(*args, **kwargs):
+        trained.append(args[0].cfg.hidden)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(g2p_teacher, "_train", counting)
+    word = _tiny_cell("word_kd", tmp_path / "run")
+    seq = _tiny_cell("sequence_kd", tmp_path / "run")
+    again = _tiny_cell("word_kd", tmp_path / "run")  # as a resumed run would
+    assert trained == [TINY["teacher_hidden"]]  # one teacher, the wide one, trained once
+    assert len(list((tmp_path / "run" / "artifacts" / "g2p").glob("teacher-gru-*.pt"))) == 1
+    assert again.record.metrics == word.record.metrics  # same student with a loaded teacher
+    teacher_metrics = {k: v for k, v in word.record.metrics.items() if k.startswith("teacher_")}
+    assert set(teacher_metrics) == {
+        f"teacher_{m}_{d}" for m in ("per", "wer") for d in ("greedy", "beam")
+    }
+    assert teacher_metrics.items() <= seq.record.metrics.items()
+    assert word.items["teacher"]["item_id"].tolist() == word.items["test"]["item_id"].tolist()
+    assert "teacher_per_greedy" not in _tiny_cell("teacher", tmp_path / "run").record.metrics
+    assert trained == [TINY["teacher_hidden"]]
+
+
+def test_sequence_kd_trains_the_student_on_the_teachers_beam_outputs(tmp_path, monkeypatch):
+    seen: list[tuple[list[int], list[int]]] = []
+    real = SequenceKD.forward
+
+    def spying(self, model, src, inputs, targets, step):
+        seen.extend(zip(src.tolist(), targets.tolist(), strict=True))
+        return real(self, model, src, inputs, targets, step)
+
+    monkeypatch.setattr(SequenceKD, "forward", spying)
+    _tiny_cell("sequence_kd", tmp_path)
+    config = g2p.build_config(g2p.G2PConfig, {**get_task("g2p").config("quick"), **TINY})
+    data = get_task("g2p")._data(config)
+    graphemes, phonemes = Vocab(data.graphemes), Vocab(data.phonemes)
+    (path,) = (tmp_path / "artifacts" / "g2p").glob("teacher-gru-*.pt")
+    teacher = Seq2Seq(len(graphemes), len(phonemes), g2p_teacher.teacher_model_config(
+        config.model("gru"), config.teacher_hidden
+    ))  # fmt: skip
+    teacher.load_state_dict(torch.load(path, weights_only=True)["state_dict"])
+    teacher.eval()
+    assert len(seen) == TINY["steps"] * TINY["batch_size"]
+    gold = {w: {tuple(p) for p in prons} for w, prons in data.train}
+    differs = 0
+    for src, tgt in seen:
+        word = "".join(graphemes.decode(src))
+        ids = beam_decode(
+            teacher,
+            torch.tensor([graphemes.encode(word)]),
+            TINY["beam_width"],
+            max_output_len(word),
+        )
+        assert phonemes.decode(tgt) == phonemes.decode(ids)  # the teacher's beam output
+        differs += tuple(phonemes.decode(tgt)) not in gold[word]
+    assert differs > 0  # a barely trained teacher: its outputs are not the gold ones
