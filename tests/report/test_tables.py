@@ -115,3 +115,47 @@ def test_a_timing_row_with_mfu_above_100_percent_is_invalid_and_prints_no_number
     assert "invalid: MFU 186% > 100%" in label and values == {}
     ((label, values),) = timing_rows([rec(0, 0.4)], ("mfu", "train_samples_per_s"))
     assert values == {"mfu": 0.4, "train_samples_per_s": 100.0}
+
+
+def test_latex_labels_are_keys_not_escaped_text():
+    """A label is not typeset: ``\\label{tab:digits\\_metric}`` stops pdflatex with "Extra
+    \\endcsname", so every character other than letters, digits and ':' becomes '-'."""
+    from bench.report.render_latex import label
+
+    t = table()
+    section = TaskSection(name="digits_metric", table=t, timing=[], seeds=[0, 1, 2, 3])
+    tex = render_latex(ReportData(run_id="r", env={}, sections=[section], n_ok=1, n_failed=0))
+    assert "\\label{tab:digits-metric}" in tex and "\\label{tab:digits\\_" not in tex
+    assert label("tab:a b/é_1") == "tab:a-b---1"
+
+
+def test_tables_tex_compiles_with_pdflatex(tmp_path):
+    """The LaTeX output compiles: a document that inputs it (booktabs, textcomp) runs
+    through pdflatex without an error. Skipped where no TeX is installed."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed (Debian: texlive-latex-recommended)")
+    t = table()
+    sections = [
+        TaskSection(name=name, table=t, timing=[], seeds=[0, 1, 2, 3])
+        for name in ("calibration", "digits_metric")
+    ]
+    data = ReportData(run_id="run_1", env={}, sections=sections, n_ok=12, n_failed=0)
+    (tmp_path / "tables.tex").write_text(render_latex(data))
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\\usepackage[T1]{fontenc}\\usepackage[utf8]{inputenc}"
+        "\\usepackage{booktabs,textcomp}\\begin{document}\\input{tables}\\end{document}\n"
+    )
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    errors = [line for line in done.stdout.splitlines() if line.startswith("!")]
+    assert done.returncode == 0 and not errors, "\n".join(errors) or done.stdout[-2000:]
