@@ -130,7 +130,7 @@ def test_latex_labels_are_keys_not_escaped_text():
 
 
 def test_tables_tex_compiles_with_pdflatex(tmp_path):
-    """The LaTeX output compiles: a document that inputs it (booktabs, textcomp) runs
+    """The LaTeX output compiles: a document that inputs it (booktabs, textcomp, graphicx) runs
     through pdflatex without an error. Skipped where no TeX is installed."""
     import shutil
     import subprocess
@@ -148,7 +148,7 @@ def test_tables_tex_compiles_with_pdflatex(tmp_path):
     (tmp_path / "tables.tex").write_text(render_latex(data))
     (tmp_path / "doc.tex").write_text(
         "\\documentclass{article}\\usepackage[T1]{fontenc}\\usepackage[utf8]{inputenc}"
-        "\\usepackage{booktabs,textcomp}\\begin{document}\\input{tables}\\end{document}\n"
+        "\\usepackage{booktabs,textcomp,graphicx}\\begin{document}\\input{tables}\\end{document}\n"
     )
     done = subprocess.run(
         ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
