@@ -131,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--format", default="both", choices=["pdf", "png", "both"], help="figure file format"
     )
+    for fmt in ("csv", "parquet"):  # a bare file name goes into the run folder
+        rep.add_argument(
+            f"--{fmt}", type=Path, nargs="?", const=Path(f"records.{fmt}"), metavar="PATH",
+            help=f"also write the records as a tidy table, one row per cell and metric "
+            f"(default RUN_DIR/records.{fmt}; needs the [analysis] extra)",
+        )  # fmt: skip
 
     data = sub.add_parser("data", help="build or verify the embedded corpus; print its card")
     data.add_argument("--scale", default="quick", choices=["quick", "default", "full"])
@@ -386,4 +392,8 @@ def _report_locked(args) -> int:
         return 0
     paths = write_report(args.run_dir, figures=not args.no_figures, formats=formats)
     print(f"report: {paths['markdown']}  {paths['html']}  {paths['latex']}")
+    for target in (t for t in (args.csv, args.parquet) if t is not None):
+        from bench.export import export_records
+
+        print(f"records table: {export_records(args.run_dir, target)}")
     return 0

@@ -290,3 +290,14 @@ def test_report_of_a_missing_folder_creates_nothing(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert "no such run folder" in capsys.readouterr().err
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_speechbench_console_script_is_the_cli():
+    """`speechbench ...` (installed by pip from [project.scripts]) runs bench.cli.main, the
+    same as `python run_all.py ...`."""
+    from importlib.metadata import entry_points
+
+    import bench.cli
+
+    (script,) = entry_points(group="console_scripts", name="speechbench")
+    assert script.value == "bench.cli:main" and script.load() is bench.cli.main
