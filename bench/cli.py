@@ -1,10 +1,9 @@
-"""Command line of speechbench (``python run_all.py ...``).
-
-``run`` is the default sub-command: ``python run_all.py --suite quick`` equals
-``python run_all.py run --suite quick``. Errors in the user's input (an unknown method, a
-bad file, an unusable or busy ``--out``) print one clear line and exit with status 2
-(``--debug`` shows the traceback instead); failed cells exit with status 1 after the whole
-sweep has run and the report is written; a failed comparison exits with status 3.
+"""Command line of speechbench (``python run_all.py ...`` or ``speechbench ...``).
+``run`` is the default sub-command (``python run_all.py --suite quick`` is ``... run
+--suite quick``). Errors in the user's input (an unknown method, a bad file, an unusable or
+busy ``--out``) print one clear line and exit with status 2 (``--debug`` shows the
+traceback instead); failed cells exit with status 1 after the whole sweep has run and the
+report is written; a failed comparison exits with status 3.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import compare_command, harness, registry, run_lock, store
+from bench import compare_command, harness, overrides, registry, run_lock, store
 from bench.data.espeak import EspeakError
 from bench.registry import ContextError
 from bench.run_lock import RunFolderLocked
@@ -73,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods", default=None, help="restrict method choices: family=name[,family=name...]"
     )
     run.add_argument("--seeds", type=int, default=None, help="number of seeds (default: suite's)")
+    overrides.add_set_option(run)
     run.add_argument(
         "--data",
         action="append",
@@ -251,6 +251,7 @@ def cmd_run(args) -> int:
             "methods": args.methods or "all",
             "seeds": args.seeds or SUITES[args.suite].seeds,
         }
+    cells, invocation["set"] = overrides.apply_sets(cells, args.set), args.set
     if args.dry_run:
         for cell in cells:
             print(f"{cell.label}  scale={cell.scale}")

@@ -1,0 +1,59 @@
+"""--set task.field=value: parsed as TOML, type-checked, applied to that task's cells only,
+and recorded in every record."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.cli import main
+from bench.overrides import apply_sets, parse_sets, parse_value
+from bench.sweep import expand
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("600", 600), ("1e-3", 1e-3), ("true", True), ('"gru"', "gru"), ("gru", "gru"),
+     ("[1, 2]", [1, 2]), ("none", None)],
+)  # fmt: skip
+def test_values_are_toml_and_bare_words_are_strings(text, value):
+    assert parse_value(text) == value
+
+
+def test_each_set_reaches_only_its_tasks_cells():
+    cells = expand("quick", ["calibration", "digits_metric"], seeds=1, check_data=False)
+    out = apply_sets(cells, ["calibration.epochs=7", "calibration.lr=0.01"])
+    for before, after in zip(cells, out, strict=True):
+        if before.task == "calibration":
+            assert after.config["epochs"] == 7 and after.config["lr"] == 0.01
+            assert after.key != before.key  # resuming never mixes the default cells in
+        else:
+            assert after == before
+    assert parse_sets(["g2p.steps=1", "g2p.lr=2"]) == {"g2p": {"steps": 1, "lr": 2}}
+
+
+@pytest.mark.parametrize(
+    "item, match",
+    [
+        ("calibration.epochz=3", "no key 'epochz'; known here: .*epochs"),
+        ("calibration.epochs=many", "expected int, got 'many'"),
+        ("g2p.steps=3", "task 'g2p' is not in this run"),
+        ("epochs=3", "expected TASK.FIELD=VALUE"),
+    ],
+)
+def test_bad_sets_are_input_errors_that_name_the_fix(item, match):
+    cells = expand("quick", ["calibration"], seeds=1, check_data=False)
+    with pytest.raises(ValueError, match=match):
+        apply_sets(cells, [item])
+
+
+def test_a_run_records_the_override(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--suite", "quick", "--tasks", "calibration", "--seeds", "1", "--quiet"]
+    argv += ["--methods", "classifier=mlp,calibrator=none", "--out", str(out)]
+    assert main([*argv, "--set", "calibration.epochs=2", "--set", "calibration.eval_every=1"]) == 0
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert records and all(r["config"]["epochs"] == 2 for r in records)
+    assert main([*argv, "--set", "calibration.epochs=2.5"]) == 2
+    assert "expected int" in capsys.readouterr().err
