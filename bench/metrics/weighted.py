@@ -20,6 +20,14 @@ import numpy as np
 Columns = dict[str, np.ndarray]
 
 
+def bootstrap_counts(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
+    """(n_boot, n) multinomial counts w: each row draws the n items with replacement."""
+    draws = rng.integers(0, n, size=(n_boot, n))
+    weights = np.zeros((n_boot, n))
+    np.add.at(weights, (np.arange(n_boot)[:, None], draws), 1.0)
+    return weights
+
+
 def _onehot(index: np.ndarray, size: int) -> np.ndarray:
     out = np.zeros((len(index), size))
     out[np.arange(len(index)), index] = 1.0

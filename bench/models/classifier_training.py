@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench import harness
 from bench.context import RunContext
-from bench.training import StepOutput, TrainResult, train
+from bench.training import StepOutput, TrainResult, flops_timing, train
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -51,6 +52,26 @@ def predict(model: nn.Module, x: torch.Tensor, ctx: RunContext) -> torch.Tensor:
     model.eval()
     with ctx.autocast():
         return model(x.to(ctx.device)).float().cpu()
+
+
+def classifier_timing(
+    model: nn.Module,
+    x_test: torch.Tensor,
+    ctx: RunContext,
+    timing: dict[str, float | None],
+    repeats: int = 5,
+) -> dict[str, float | None]:
+    """``timing`` (a training loop's) plus the evaluation throughput on ``x_test`` (median of
+    ``repeats`` timed passes) and the FLOPs/MFU of a batch of 16 test images."""
+    x_test = x_test.to(ctx.device)
+    out = dict(timing)
+    eval_ms = harness.time_fn(
+        lambda: predict(model, x_test, ctx), ctx.device, warmup=1, repeats=repeats
+    ).median_ms
+    out["eval_samples_per_s"] = len(x_test) / (eval_ms / 1e3)
+    sample = x_test[:16]
+    out |= flops_timing(lambda: model(sample), len(sample), ctx, out.get("train_samples_per_s"))
+    return out
 
 
 def fit_classifier(

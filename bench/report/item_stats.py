@@ -28,7 +28,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats
 
-from bench.metrics.weighted import ItemForm, Mean, evaluate
+from bench.metrics.weighted import ItemForm, Mean, bootstrap_counts, evaluate
 
 N_BOOT = 1000  # replicates: p-values resolve to 1/1001; Monte Carlo error of p = 0.05 is ±0.007
 POWER = 0.8
@@ -60,10 +60,7 @@ def align(items: Items, split: str) -> Aligned:
 def bootstrap_weights(key: str, n: int, n_boot: int) -> np.ndarray:
     """(n_boot, n) multinomial counts for the item set ``key``: the same draw for every cell
     scored on that set (seeded by the key, so reports are reproducible)."""
-    rng = np.random.default_rng(int(key, 16) % 2**63)
-    draws = rng.integers(0, n, size=(n_boot, n))
-    weights = np.zeros((n_boot, n))
-    np.add.at(weights, (np.arange(n_boot)[:, None], draws), 1.0)
+    weights = bootstrap_counts(np.random.default_rng(int(key, 16) % 2**63), n, n_boot)
     weights.flags.writeable = False
     return weights
 

@@ -20,18 +20,22 @@ from typing import Any
 
 import numpy as np
 
-from bench import harness, registry
+from bench import registry
 from bench.config import build_config, scale_config
 from bench.context import RunContext
 from bench.data.digits import load_digits_split
 from bench.metrics import weighted
 from bench.metrics.calibration import metrics_from_items
-from bench.models.classifier_training import FitConfig, fit_classifier, predict
+from bench.models.classifier_training import (
+    FitConfig,
+    classifier_timing,
+    fit_classifier,
+    predict,
+)
 from bench.registry import register
 from bench.scoring import score_calibrator
 from bench.store import Cell, replacing, stable_hash
 from bench.tasks.base import CellResult, Task, product
-from bench.training import flops_timing
 
 
 @dataclass
@@ -85,13 +89,7 @@ def train_classifier(
         desc=f"train {model_name} seed={ctx.seed}",
     )
     x_test = split.x_test.to(device)
-    timing = result.timing
-    timing["eval_samples_per_s"] = len(x_test) / (
-        harness.time_fn(lambda: predict(model, x_test, ctx), device, warmup=1, repeats=5).median_ms
-        / 1e3
-    )
-    sample = split.x_test[:16].to(device)
-    timing |= flops_timing(lambda: model(sample), len(sample), ctx, timing["train_samples_per_s"])
+    timing = classifier_timing(model, x_test, ctx, result.timing)
     return {
         "valid_logits": predict(model, split.x_valid, ctx).numpy(),
         "valid_labels": split.y_valid.numpy(),

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import harness, registry
+from bench import registry
 from bench.config import build_config, scale_config
 from bench.data.digits import DigitsSplit, load_digits_split
 from bench.metrics import weighted
 from bench.metrics.calibration import metrics_from_items
-from bench.models.classifier_training import FitConfig, fit_classifier, predict
+from bench.models.classifier_training import FitConfig, classifier_timing, fit_classifier, predict
 from bench.models.distill_teacher import (
     build_teacher,
     load_or_train_teacher,
@@ -40,7 +40,6 @@ from bench.registry import register
 from bench.scoring import score_calibrator
 from bench.store import Cell
 from bench.tasks.base import NONE, CellResult, RunContext, Task
-from bench.training import flops_timing
 
 TEMPERATURES = ("1", "2", "4", "8")  # the paper's grid
 ALPHAS = ("0.5", "0.9")
@@ -200,11 +199,7 @@ class DistillTask(Task):
         items["teacher_pred"] = teacher["test_logits"].argmax(1)
         metrics = self.metrics_from_items({"test": items}, cell.config)
         metrics |= teacher["metrics"] | {"parameters": size}
-        timing = dict(result.timing)
-        eval_ms = harness.time_fn(lambda: predict(student, x_test, ctx), ctx.device, 1, 5)
-        timing["eval_samples_per_s"] = len(x_test) / (eval_ms.median_ms / 1e3)
-        sample = x_test[:16]
-        timing |= flops_timing(lambda: student(sample), 16, ctx, timing["train_samples_per_s"])
+        timing = classifier_timing(student, x_test, ctx, result.timing)
         curves |= result.curves | teacher["curves"]
         return CellResult(metrics, curves, timing, {"test": items})
 

@@ -21,17 +21,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bench import harness, registry
+from bench import registry
 from bench.config import build_config, scale_config
 from bench.data.digits import load_digits_split
 from bench.data.digits_shifted import shifted_copies
 from bench.metrics import weighted
 from bench.metrics.calibration import calibration_items
-from bench.models.classifier_training import FitConfig, fit_classifier, predict
+from bench.models.classifier_training import FitConfig, classifier_timing, fit_classifier, predict
 from bench.registry import register
 from bench.store import Cell, stable_hash
 from bench.tasks.base import CellResult, RunContext, Task, product
-from bench.training import flops_timing
 
 CONDITIONS = ("clean", "rotated", "scaled")
 
@@ -141,14 +140,7 @@ class ImageAugmentTask(Task):
         for condition, (x, y, ids) in shifted_test_sets(config, ctx.seed).items():
             probs = predict(model, x, ctx).double().softmax(1)
             items[condition] = {"item_id": ids, **calibration_items(probs, y)}
-        x_test = split.x_test.to(ctx.device)
-        timing = dict(result.timing)
-        eval_ms = harness.time_fn(lambda: predict(model, x_test, ctx), ctx.device, 1, 5).median_ms
-        timing["eval_samples_per_s"] = len(x_test) / (eval_ms / 1e3)
-        sample = x_test[:16]
-        timing |= flops_timing(
-            lambda: model(sample), len(sample), ctx, timing.get("train_samples_per_s")
-        )
+        timing = classifier_timing(model, split.x_test, ctx, result.timing)
         metrics = self.metrics_from_items(items, cell.config)
         return CellResult(metrics, dict(result.curves), timing, items)
 

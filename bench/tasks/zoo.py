@@ -25,19 +25,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import harness
 from bench.config import build_config, scale_config
 from bench.context import RunContext
 from bench.data.digits import DigitsSplit, load_digits_split
 from bench.metrics import weighted
 from bench.metrics.calibration import metrics_from_items
-from bench.models.classifier_training import predict
+from bench.models.classifier_training import classifier_timing, predict
 from bench.models.zoo_members import ZOOS, Member, cached, fit_member, names_of, zoo
 from bench.registry import register
 from bench.scoring import score_calibrator
 from bench.store import Cell, stable_hash
 from bench.tasks.base import CellResult, Task, product
-from bench.training import flops_timing
 
 PAIRED_METRICS = ("ece", "adaptive_ece", "auroc", "aurc", "nll")  # Galil's Figure 4 and more
 CALIBRATORS = ("none", "temperature", "vector", "histogram", "isotonic")
@@ -84,9 +82,7 @@ def paired_change(
     """[delta, se, lo, hi] of new − old over the same test items: a paired bootstrap
     (one draw of the items for both, percentile 95% interval)."""
     n = len(new["item_id"])
-    draws = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    weights = np.zeros((n_boot, n))
-    np.add.at(weights, (np.arange(n_boot)[:, None], draws), 1.0)
+    weights = weighted.bootstrap_counts(np.random.default_rng(seed), n, n_boot)
     ones = np.ones((1, n))
     values = [weighted.evaluate(form, {"test": c}, np.vstack([ones, weights])) for c in (new, old)]
     assert values[0] is not None and values[1] is not None
@@ -199,13 +195,7 @@ class ZooTask(Task):
             kd_alpha=config.kd_alpha,
         )
         x_test = split.x_test.to(ctx.device)
-        timing = result.timing
-        eval_ms = harness.time_fn(
-            lambda: predict(model, x_test, ctx), ctx.device, warmup=1, repeats=3
-        ).median_ms
-        timing["eval_samples_per_s"] = len(x_test) / (eval_ms / 1e3)
-        sample = x_test[:16]
-        timing |= flops_timing(lambda: model(sample), 16, ctx, timing["train_samples_per_s"])
+        timing = classifier_timing(model, x_test, ctx, result.timing, repeats=3)
         return {
             "valid_logits": predict(model, split.x_valid, ctx).numpy(),
             "valid_labels": split.y_valid.numpy(),
