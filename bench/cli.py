@@ -12,7 +12,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import compare_command, harness, overrides, registry, run_lock, store
+from bench import (
+    compare_command,
+    data_command,
+    harness,
+    overrides,
+    registry,
+    run_lock,
+    store,
+    tensorboard_log,
+)
 from bench.data.espeak import EspeakError
 from bench.registry import ContextError
 from bench.run_lock import RunFolderLocked
@@ -30,6 +39,7 @@ class UsageError(Exception):
 # errors that mean bad input or an unusable environment: one line and exit status 2
 INPUT_ERRORS: tuple[type[Exception], ...] = (UsageError, ValueError, LookupError, OSError)
 INPUT_ERRORS += (EspeakError, ContextError, RunFolderLocked)  # no espeak; a busy --out
+INPUT_ERRORS += (tensorboard_log.MissingExtra,)  # an optional extra is not installed
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -73,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seeds", type=int, default=None, help="number of seeds (default: suite's)")
     overrides.add_set_option(run)
+    tensorboard_log.add_tensorboard_option(run)
     run.add_argument(
         "--data",
         action="append",
@@ -131,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--format", default="both", choices=["pdf", "png", "both"], help="figure file format"
     )
+    tensorboard_log.add_tensorboard_option(rep)
     for fmt in ("csv", "parquet"):  # a bare file name goes into the run folder
         rep.add_argument(
             f"--{fmt}", type=Path, nargs="?", const=Path(f"records.{fmt}"), metavar="PATH",
@@ -138,17 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"(default RUN_DIR/records.{fmt}; needs the [analysis] extra)",
         )  # fmt: skip
 
-    data = sub.add_parser("data", help="build or verify the embedded corpus; print its card")
-    data.add_argument("--scale", default="quick", choices=["quick", "default", "full"])
-    data.add_argument("--jobs", type=int, default=None, help="parallel espeak processes")
-    data.add_argument("--verify", action="store_true", help="check every file's checksum")
-    data.add_argument(
-        "--corpus",
-        default=None,
-        metavar="NAME=PATH",
-        help="print the card of a real corpus instead (librispeech, timit, ...)",
-    )
-    data.add_argument("--quiet", action="store_true")
+    data_command.add_parser(sub)
 
     cal = sub.add_parser("calibrate", help="calibrate your own model's logits (.npz)")
     cal.add_argument(
@@ -196,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "calibrate":
             return cmd_calibrate(args)
         if args.command == "data":
-            return cmd_data(args)
+            return data_command.run(args)
         if args.command == "speed":
             from bench.speed import command as speed_command
 
@@ -219,7 +221,12 @@ def _one_line(exc: BaseException) -> str:
 def _context(args, run_dir: Path) -> RunContext:
     device = harness.pick_device(args.device)
     harness.check_amp(device, args.amp)
-    return RunContext(device=device, amp=args.amp, run_dir=run_dir, quiet=args.quiet)
+    tensorboard = getattr(args, "tensorboard", False)
+    if tensorboard:
+        tensorboard_log.check_available()
+    return RunContext(
+        device=device, amp=args.amp, run_dir=run_dir, quiet=args.quiet, tensorboard=tensorboard
+    )
 
 
 def cmd_run(args) -> int:
@@ -251,7 +258,8 @@ def cmd_run(args) -> int:
             "methods": args.methods or "all",
             "seeds": args.seeds or SUITES[args.suite].seeds,
         }
-    cells, invocation["set"] = overrides.apply_sets(cells, args.set), args.set
+    sets = args.set + overrides.upstream_sets(cells, args.upstream)
+    cells, invocation["set"] = overrides.apply_sets(cells, sets), sets
     if args.dry_run:
         for cell in cells:
             print(f"{cell.label}  scale={cell.scale}")
@@ -345,35 +353,6 @@ def _finish(summary: SweepSummary, paths: dict[str, Path]) -> int:
     return 0
 
 
-def cmd_data(args) -> int:
-    from bench.data import synthetic
-    from bench.data.card import dataset_card
-    from bench.data.real_corpora import load_corpus, parse_data_arg
-
-    if args.corpus:
-        name, path = parse_data_arg(args.corpus)
-        print(dataset_card(f"{name} at {path}", load_corpus(name, path)))
-        return 0
-    progress = None if args.quiet else _tqdm
-    root = synthetic.ensure_corpus(args.scale, jobs=args.jobs, progress=progress)
-    print(f"corpus: {root}", file=sys.stderr)
-    if args.verify:
-        problems = synthetic.verify(root)
-        if problems:
-            print("corpus verification failed:\n  " + "\n  ".join(problems[:20]), file=sys.stderr)
-            print(f"delete {root} and run this command again to rebuild it", file=sys.stderr)
-            return 1
-        print("verified: every file matches its manifest checksum", file=sys.stderr)
-    print(synthetic.card(root))
-    return 0
-
-
-def _tqdm(iterable, **kwargs):
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, leave=False, dynamic_ncols=True, **kwargs)
-
-
 def cmd_report(args) -> int:
     """Rewrite a run folder's report (or figures) from its records, holding its lock."""
     if not args.run_dir.is_dir():
@@ -397,4 +376,7 @@ def _report_locked(args) -> int:
         from bench.export import export_records
 
         print(f"records table: {export_records(args.run_dir, target)}")
+    if args.tensorboard:
+        events = tensorboard_log.write_run(args.run_dir)
+        print(f"TensorBoard events of {len(events)} cells in {args.run_dir / 'tensorboard'}")
     return 0

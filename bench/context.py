@@ -29,6 +29,7 @@ class RunContext:
     amp: str = "off"
     run_dir: Path = Path("reports/scratch")
     quiet: bool = False
+    tensorboard: bool = False  # also write TensorBoard events per cell (--tensorboard)
     seed: int = 0  # the cell's seed (set by for_cell)
 
     def for_cell(self, seed: int) -> RunContext:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import tomllib
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from bench.store import Cell
@@ -29,6 +31,35 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
         metavar="TASK.FIELD=VALUE",
         help="override a task's config field for this run (repeatable), e.g. g2p.steps=600",
     )
+    parser.add_argument(
+        "--upstream",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="a local transformers checkpoint folder for frontend=hf (wav2vec2, HuBERT, WavLM, "
+        "data2vec-audio): --set TASK.upstream=PATH for every task of the run that takes one",
+    )
+
+
+def upstream_sets(cells: list[Cell], path: Path | None) -> list[str]:
+    """``--upstream PATH`` as ``--set TASK.upstream=PATH`` for each task of ``cells`` whose
+    config has an ``upstream`` field; the folder must exist (it is never downloaded)."""
+    if path is None:
+        return []
+    if not path.is_dir():
+        raise ValueError(
+            f"--upstream {path}: no such folder; give a local transformers checkpoint "
+            "folder (one written by save_pretrained), nothing is downloaded"
+        )
+    tasks = sorted({c.task for c in cells if "upstream" in c.config})
+    if not tasks:
+        ran = sorted({c.task for c in cells})
+        raise ValueError(
+            f"--upstream: none of this run's tasks ({', '.join(ran)}) takes an upstream; "
+            "ssl_phoneme, asr, speaker, prosody and augment do (with --methods frontend=hf)"
+        )
+    value = json.dumps(str(path.resolve()))  # a TOML basic string
+    return [f"{task}.upstream={value}" for task in tasks]
 
 
 def parse_value(text: str) -> Any:

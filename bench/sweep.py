@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bench import executors, harness, registry
+from bench import executors, harness, registry, tensorboard_log
 from bench.cells import run_cell
 from bench.context import RunContext
 from bench.data.checks import check_corpora
@@ -157,6 +157,8 @@ def run_cells(
         if outcome.items:  # the items first: a record never points at missing items
             write_items(ctx.run_dir, record.cell_key, outcome.items)
         store.append(record)
+        if ctx.tensorboard:
+            tensorboard_log.write_record(ctx.run_dir, record)
         summary.ran.append(cell)
         for warning in record.warnings:
             if not ctx.quiet:

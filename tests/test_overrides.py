@@ -57,3 +57,19 @@ def test_a_run_records_the_override(tmp_path, capsys):
     assert records and all(r["config"]["epochs"] == 2 for r in records)
     assert main([*argv, "--set", "calibration.epochs=2.5"]) == 2
     assert "expected int" in capsys.readouterr().err
+
+
+def test_upstream_is_a_set_for_each_task_that_takes_one(tmp_path):
+    from dataclasses import replace
+
+    from bench.overrides import upstream_sets
+
+    cells = expand("quick", ["calibration"], seeds=1, check_data=False)
+    assert upstream_sets(cells, None) == []
+    with pytest.raises(ValueError, match="no such folder; give a local transformers"):
+        upstream_sets(cells, tmp_path / "missing")
+    with pytest.raises(ValueError, match=r"none of this run's tasks \(calibration\)"):
+        upstream_sets(cells, tmp_path)
+    taking = [replace(c, config={**c.config, "upstream": ""}) for c in cells]
+    (sets,) = upstream_sets(taking, tmp_path)
+    assert apply_sets(taking, [sets])[0].config["upstream"] == str(tmp_path.resolve())
