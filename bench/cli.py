@@ -23,6 +23,7 @@ from bench import (
     tensorboard_log,
 )
 from bench.data.espeak import EspeakError
+from bench.plugins import PluginError
 from bench.registry import ContextError
 from bench.run_lock import RunFolderLocked
 from bench.sweep import SUITES, SweepSummary, default_run_dir, expand, parse_methods, run_cells
@@ -39,7 +40,7 @@ class UsageError(Exception):
 # errors that mean bad input or an unusable environment: one line and exit status 2
 INPUT_ERRORS: tuple[type[Exception], ...] = (UsageError, ValueError, LookupError, OSError)
 INPUT_ERRORS += (EspeakError, ContextError, RunFolderLocked)  # no espeak; a busy --out
-INPUT_ERRORS += (tensorboard_log.MissingExtra,)  # an optional extra is not installed
+INPUT_ERRORS += (tensorboard_log.MissingExtra, PluginError)  # a missing extra; a broken plugin
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:

@@ -70,3 +70,47 @@ def _forget_examples():
     yield
     for family, name in (("calibrator", "platt_top"), ("task", "digits_accuracy")):
         registry._REGISTRY.get(family, {}).pop(name, None)
+
+
+def _block(heading: str, language: str) -> str:
+    text = README.read_text()
+    section = text[text.index(f"### {heading}") if f"### {heading}" in text else 0 :]
+    section = section[section.index(heading) :]
+    return re.search(rf"```{language}\n(.*?)```", section, re.S).group(1)
+
+
+def test_exporting_results_example_prints_the_shape_it_states(capsys, monkeypatch):
+    pytest.importorskip("pandas")
+    monkeypatch.chdir(README.parent)
+    code = _block("Exporting results", "python")
+    exec(compile(code, "README.md (Exporting results)", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    stated = re.search(r"print\(df\.shape\)  # (\(\d+, \d+\))", code).group(1)
+    assert printed[0] == stated  # keep the README's number true when the baseline changes
+    assert "temperature" in "\n".join(printed[1:])
+
+
+def test_exit_codes_examples_exit_as_shown(capsys, monkeypatch):
+    from bench.cli import main
+
+    built_in = {k: v for k, v in registry._REGISTRY["calibrator"].items() if k != "platt_top"}
+    monkeypatch.setitem(registry._REGISTRY, "calibrator", built_in)  # not the example's
+
+    lines = _block("Exit codes", "console").splitlines()
+    cases = [
+        (lines[i], lines[i + 1], int(lines[i + 3]))
+        for i in range(len(lines))
+        if lines[i].startswith("$ python run_all.py")
+    ]
+    assert len(cases) == 2
+    for command, message, status in cases:
+        argv = command.split()[3:] + ["--dry-run"]  # an input error stops before any cell runs
+        assert main(argv) == status
+        assert capsys.readouterr().err.strip() == message
+
+
+def test_plugin_example_declares_the_group_the_registry_loads():
+    from bench.plugins import GROUP
+
+    toml = _block("Adding a method", "toml")
+    assert toml.splitlines()[0] == f'[project.entry-points."{GROUP}"]'
