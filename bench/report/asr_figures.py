@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report import figure_helpers as helpers
 from bench.report import figures
 from bench.report.figures import Figure
-from bench.report.stats import mean_ci
+from bench.report.stats import Summary, mean_ci
 from bench.report.task_figures import task_figures
 from bench.store import Record
 
@@ -33,27 +34,25 @@ def draw(
         key = (r.method["language"], frontend_label(r.method))
         series[key][r.metrics.get("labeled_seconds", 0.0)].append(r.metrics.get("test_wer"))
     languages = sorted({lang for lang, _ in series})
+    styles = helpers.method_styles(sorted({name for _, name in series}))
+    drawn: list[Summary] = []
     with figures.style():
         fig, axes = figures.plt.subplots(
             1, len(languages), figsize=(3.6 * len(languages), 2.9), squeeze=False
         )
         for ax, lang in zip(axes[0], languages, strict=True):
+            shown: list[Summary] = []
             for (lng, name), points in sorted(series.items()):
                 if lng != lang:
                     continue
                 xs = sorted(points)
                 stats = [mean_ci(points[x]) for x in xs]
-                ax.errorbar(
-                    [x / 60 for x in xs],
-                    [100 * s.mean for s in stats],
-                    yerr=[
-                        [100 * (s.mean - s.lo) if s.n > 1 else 0 for s in stats],
-                        [100 * (s.hi - s.mean) if s.n > 1 else 0 for s in stats],
-                    ],
-                    marker="o",
-                    capsize=2,
-                    label=name,
+                helpers.mean_points(
+                    ax, [x / 60 for x in xs], stats, styles[name], name, scale=100.0
                 )
+                shown += stats
+            helpers.percent_ylim(ax, helpers.summary_ends(shown, 100.0))
+            drawn += shown
             ax.set_title({"en": "English", "lv": "Latvian"}.get(lang, lang))
             ax.set_xlabel("labeled speech (minutes)")
             ax.set_ylabel("test WER (%) ↓, greedy")
@@ -61,8 +60,8 @@ def draw(
         figures.save(fig, fig_dir, "asr_wer_vs_labeled", formats)
     yield Figure(
         "asr_wer_vs_labeled",
-        "Test WER (greedy decoding) against the amount of labeled "
-        "speech, per front end and language (mean and 95% CI over seeds).",
+        "Test WER (greedy decoding) against the amount of labeled speech, per front end and "
+        f"language (mean over seeds; {helpers.spread_note(drawn)}).",
     )
     yield _cer_bars(records, fig_dir, formats)
 
@@ -72,23 +71,29 @@ def _cer_bars(records: list[Record], fig_dir: Path, formats: Sequence[str]) -> F
     for r in records:
         groups[f"{frontend_label(r.method)} {r.method['language']} {r.method['labeled']}"].append(r)
     names = sorted(groups)
+    drawn: list[Summary] = []
     with figures.style():
         fig, ax = figures.plt.subplots(figsize=(1.5 + 0.8 * len(names), 3.0))
         x = np.arange(len(names))
         for k, (metric, color) in enumerate((("test_cer", 0), ("test_cer_lm", 1))):
             stats = [mean_ci([r.metrics.get(metric) for r in groups[n]]) for n in names]
-            ax.bar(
+            helpers.mean_bars(
+                ax,
                 x + (k - 0.5) * 0.38,
-                [100 * s.mean for s in stats],
+                stats,
                 0.38,
-                label="greedy" if k == 0 else "beam + LM",
-                color=figures.PALETTE[color],
+                figures.PALETTE[color],
+                "greedy" if k == 0 else "beam + LM",
+                scale=100.0,
             )
+            drawn += stats
         ax.set_xticks(x, names, rotation=30, ha="right")
         ax.set_ylabel("test CER (%) ↓")
+        helpers.percent_ylim(ax, helpers.summary_ends(drawn, 100.0), bars=True)
         ax.legend()
         figures.save(fig, fig_dir, "asr_cer", formats)
     return Figure(
         "asr_cer",
-        "Test CER with greedy decoding and with beam search + word n-gram LM (mean over seeds).",
+        "Test CER with greedy decoding and with beam search + word n-gram LM (mean over "
+        f"seeds; {helpers.spread_note(drawn)}).",
     )

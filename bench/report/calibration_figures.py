@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report import figure_helpers as helpers
 from bench.report import figures
 from bench.report.figures import Figure
-from bench.report.stats import mean_ci
+from bench.report.stats import Summary, mean_ci
 from bench.report.task_figures import task_figures
 from bench.store import Record
 
@@ -87,11 +88,17 @@ def _reliability(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
                     label="gap to confidence",
                 )
                 ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+                ax.set_ylim(0, 1.06)  # a bin at accuracy 1 stays below the top edge
                 ece = float(
                     np.nansum(np.abs(acc - mean_conf)[filled] * count[filled]) / count.sum()
                 )
                 ax.text(
-                    0.04, 0.9, f"pooled ECE {100 * ece:.2f}%", transform=ax.transAxes, fontsize=7
+                    0.04,
+                    0.9,
+                    f"pooled ECE {100 * ece:.2f}%",
+                    transform=ax.transAxes,
+                    fontsize=7,
+                    bbox={"facecolor": "white", "alpha": 0.8, "lw": 0, "pad": 1},
                 )
                 if i == 0:
                     ax.set_title(cal)
@@ -111,6 +118,7 @@ def _reliability(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
 
 def _risk_coverage(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
     models = list(groups)
+    styles = helpers.method_styles(dict.fromkeys(c for g in groups.values() for c in g))
     with figures.style():
         fig, axes = figures.plt.subplots(
             1, len(models), figsize=(3.4 * len(models), 2.8), squeeze=False
@@ -119,7 +127,17 @@ def _risk_coverage(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
             for cal, recs in groups[model].items():
                 coverage = np.asarray(recs[0].curves["coverage"])
                 risk = np.mean([r.curves["risk"] for r in recs], axis=0)
-                ax.plot(100 * coverage, 100 * risk, label=cal)
+                style = styles[cal]
+                every = max(1, len(coverage) // 8)  # a few markers tell the curves apart
+                ax.plot(
+                    100 * coverage,
+                    100 * risk,
+                    color=style.colour,
+                    marker=style.marker,
+                    markevery=(styles_offset(style, every), every),
+                    ms=3,
+                    label=cal,
+                )
             ax.set_title(model)
             ax.set_xlabel("coverage (%)")
             ax.set_ylabel("selective risk (%)")
@@ -132,33 +150,40 @@ def _risk_coverage(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
     )
 
 
+def styles_offset(style: helpers.Style, every: int) -> int:
+    """Start of a curve's markers, staggered per style so markers of close curves differ."""
+    return helpers.MARKERS.index(style.marker) % every
+
+
 def _ece_bars(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
     models = list(groups)
     calibrators = list(dict.fromkeys(c for g in groups.values() for c in g))
     width = 0.8 / max(1, len(models))
+    styles = helpers.method_styles(models)
+    drawn: list[Summary] = []
     with figures.style():
         fig, ax = figures.plt.subplots(figsize=(1.0 + 0.9 * len(calibrators), 2.8))
         x = np.arange(len(calibrators))
         for i, model in enumerate(models):
-            means, lo, hi = [], [], []
-            for cal in calibrators:
-                s = mean_ci([r.metrics.get("ece") for r in groups[model].get(cal, [])])
-                means.append(100 * s.mean)
-                lo.append(100 * (s.mean - s.lo) if s.n > 1 else 0.0)
-                hi.append(100 * (s.hi - s.mean) if s.n > 1 else 0.0)
-            ax.bar(
+            stats = [
+                mean_ci([r.metrics.get("ece") for r in groups[model].get(cal, [])])
+                for cal in calibrators
+            ]
+            helpers.mean_bars(
+                ax,
                 x + i * width - 0.4 + width / 2,
-                means,
+                stats,
                 width,
-                yerr=[lo, hi],
-                capsize=2,
-                label=model,
-                color=figures.PALETTE[i % len(figures.PALETTE)],
+                styles[model].colour,
+                model,
+                100.0,
             )
+            drawn += stats
         ax.set_xticks(x, calibrators)
         ax.set_ylabel("ECE (%) ↓")
         ax.legend()
         figures.save(fig, fig_dir, "calibration_ece", formats)
     return Figure(
-        "calibration_ece", "Test ECE per calibrator, mean and Student-t 95% interval over seeds."
+        "calibration_ece",
+        f"Test ECE per calibrator, mean over seeds ({helpers.spread_note(drawn)}).",
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report import figure_helpers as helpers
 from bench.report import figures
 from bench.report.figures import Figure
 from bench.report.stats import Summary, mean_ci
@@ -46,10 +47,6 @@ def _summary(recs: list[Record], metric: str, scale: float) -> Summary:
     return Summary(scale * s.mean, scale * s.lo, scale * s.hi, s.n, s.deterministic)
 
 
-def _has_interval(s: Summary) -> bool:
-    return s.n > 1 and math.isfinite(s.lo) and math.isfinite(s.hi)
-
-
 @task_figures("distill")
 def draw(
     records: list[Record], fig_dir: Path, formats: Sequence[str] = figures.FORMATS
@@ -58,13 +55,22 @@ def draw(
     if not records:
         return
     groups = _groups(records)
+    alphas = sorted({k[2] for g in groups.values() for k in g if k[1] != NONE}, key=float)
+    styles = helpers.method_styles([NO_TEACHER, TEACHER, *(_kd(a) for a in alphas)])
     if any(k[0] != "none" for g in groups.values() for k in g):
-        yield _versus_temperature(groups, fig_dir, formats)
+        yield _versus_temperature(groups, styles, fig_dir, formats)
     if any("valid_accuracy" in r.curves for r in records):
-        yield _curves(groups, fig_dir, formats)
+        yield _curves(groups, styles, fig_dir, formats)
 
 
-def _versus_temperature(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
+NO_TEACHER, TEACHER = "no teacher", "teacher"
+
+
+def _kd(alpha: str) -> str:
+    return f"kd, α={alpha}"
+
+
+def _versus_temperature(groups, styles, fig_dir: Path, formats: Sequence[str]) -> Figure:
     students = list(groups)
     with figures.style():
         fig, axes = figures.plt.subplots(
@@ -86,20 +92,15 @@ def _versus_temperature(groups, fig_dir: Path, formats: Sequence[str]) -> Figure
                     pts.sort(key=lambda p: p[0])
                     dodge = 0.06 * (c - (len(alphas) - 1) / 2)  # overlapping α lines apart
                     x, s = [math.log2(p[0]) + dodge for p in pts], [p[1] for p in pts]
-                    err = None
-                    if all(_has_interval(v) for v in s):
-                        err = [[v.mean - v.lo for v in s], [v.hi - v.mean for v in s]]
-                    ax.errorbar(
-                        x, [v.mean for v in s], yerr=err, marker="o", ms=3, capsize=2,
-                        color=figures.PALETTE[c % len(figures.PALETTE)], label=f"kd, α={alpha}",
-                    )  # fmt: skip
+                    helpers.mean_points(ax, x, s, styles[_kd(alpha)], _kd(alpha), ms=3)
                 for key, recs in rows.items():
                     if key[0] == "none":
-                        _level(ax, _summary(recs, metric, scale), figures.PALETTE[7], "no teacher")
+                        level = _summary(recs, metric, scale)
+                        _level(ax, level, styles[NO_TEACHER].colour, NO_TEACHER)
                 teacher = _summary(everything, f"teacher_{metric}", scale)
                 if teacher.n:
                     ax.axhline(
-                        teacher.mean, color=figures.PALETTE[3], ls="--", lw=1, label="teacher"
+                        teacher.mean, color=styles[TEACHER].colour, ls="--", lw=1, label=TEACHER
                     )
                 if temps:
                     ticks = [math.log2(t) for t in temps]  # T on a log2 axis, labelled T
@@ -117,7 +118,7 @@ def _versus_temperature(groups, fig_dir: Path, formats: Sequence[str]) -> Figure
     return Figure(
         "distill_temperature",
         "Students distilled at temperature T (one line per soft-target weight α) against the "
-        "same student without a teacher (solid line, grey band) and the teacher (dashed); "
+        "same student without a teacher (solid line, its band) and the teacher (dashed); "
         "means over seeds, bars and bands Student-t 95% intervals over seeds (none with one "
         "seed).",
     )
@@ -126,7 +127,7 @@ def _versus_temperature(groups, fig_dir: Path, formats: Sequence[str]) -> Figure
 def _level(ax, s: Summary, color: str, label: str) -> None:
     """A horizontal line at the mean, with its interval as a band when there is one."""
     ax.axhline(s.mean, color=color, lw=1.2, label=label)
-    if _has_interval(s):
+    if helpers.has_interval(s):
         ax.axhspan(s.lo, s.hi, color=color, alpha=0.12, lw=0)
 
 
@@ -140,7 +141,7 @@ def _mean_curve(recs: list[Record], x_key: str, y_key: str) -> tuple[np.ndarray,
     return x, y
 
 
-def _curves(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
+def _curves(groups, styles, fig_dir: Path, formats: Sequence[str]) -> Figure:
     """Per student: the no-teacher run, the kd setting with the best mean test accuracy,
     and the teacher: training objective per epoch and validation accuracy per eval point."""
     students = list(groups)
@@ -154,17 +155,18 @@ def _curves(groups, fig_dir: Path, formats: Sequence[str]) -> Figure:
             shown = [k for k in rows if k[0] == "none"]
             if kd:
                 shown.append(max(kd, key=lambda k: _summary(rows[k], "accuracy", 1.0).mean))
-            for c, key in enumerate(shown):
-                label = "no teacher" if key[0] == "none" else f"{key[0]} T={key[1]} α={key[2]}"
-                color = figures.PALETTE[7] if key[0] == "none" else figures.PALETTE[c % 7]
+            for key in shown:
+                label = NO_TEACHER if key[0] == "none" else f"{key[0]} T={key[1]} α={key[2]}"
+                style = styles[NO_TEACHER] if key[0] == "none" else styles[_kd(key[2])]
+                color = style.colour
                 x, y = _mean_curve(rows[key], "", "train_loss")
                 axes[0][j].plot(x, y, color=color, label=label)
                 x, y = _mean_curve(rows[key], "valid_epoch", "valid_accuracy")
-                axes[1][j].plot(x, 100 * y, color=color, marker="o", ms=2, label=label)
+                axes[1][j].plot(x, 100 * y, color=color, marker=style.marker, ms=2, label=label)
             everything = [r for recs in rows.values() for r in recs]
             x, y = _mean_curve(everything, "teacher_valid_epoch", "teacher_valid_accuracy")
             if len(x):
-                axes[1][j].plot(x, 100 * y, color=figures.PALETTE[3], ls="--", label="teacher")
+                axes[1][j].plot(x, 100 * y, color=styles[TEACHER].colour, ls="--", label=TEACHER)
             axes[0][j].set_yscale("log")
             axes[0][j].set_title(f"student: {student}")
             axes[1][j].set_xlabel("epoch")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report import figure_helpers as helpers
 from bench.report import figures
 from bench.report.figures import Figure
 from bench.report.task_figures import task_figures
@@ -34,13 +35,14 @@ def draw(
     records = [r for r in records if r.curves.get("position_error")]
     if not records:
         return
-    yield _position_errors(records, fig_dir, formats)
-    yield _schedules(records, fig_dir, formats)
+    styles = helpers.method_styles(sorted({r.method["forcing"] for r in records}))
+    yield _position_errors(records, styles, fig_dir, formats)
+    yield _schedules(records, styles, fig_dir, formats)
     if any("teacher_per_beam" in r.metrics for r in records):
-        yield _distillation(records, fig_dir, formats)
+        yield _distillation(records, styles, fig_dir, formats)
 
 
-def _position_errors(records: list[Record], fig_dir: Path, formats: Sequence[str]) -> Figure:
+def _position_errors(records: list[Record], styles, fig_dir: Path, formats) -> Figure:
     # arch -> forcing -> [per-seed curves]
     series: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     counts: dict[str, list] = defaultdict(list)
@@ -54,7 +56,7 @@ def _position_errors(records: list[Record], fig_dir: Path, formats: Sequence[str
         )
         for ax, arch in zip(axes[0], archs, strict=True):
             n_words = _mean_curve(counts[arch]) if counts[arch] else None
-            for k, (name, curves) in enumerate(sorted(series[arch].items())):
+            for name, curves in sorted(series[arch].items()):
                 mean = _mean_curve(curves)
                 keep = np.arange(len(mean))
                 if n_words is not None and len(n_words) == len(mean):
@@ -62,9 +64,9 @@ def _position_errors(records: list[Record], fig_dir: Path, formats: Sequence[str
                 ax.plot(
                     keep + 1,
                     100 * mean[keep],
-                    marker="o",
+                    marker=styles[name].marker,
                     markersize=2.5,
-                    color=figures.PALETTE[k % len(figures.PALETTE)],
+                    color=styles[name].colour,
                     label=name,
                 )
             ax.set_title(f"{arch} decoder")
@@ -80,22 +82,25 @@ def _position_errors(records: list[Record], fig_dir: Path, formats: Sequence[str
     )
 
 
-def _schedules(records: list[Record], fig_dir: Path, formats: Sequence[str]) -> Figure:
+def _schedules(records: list[Record], styles, fig_dir: Path, formats) -> Figure:
     by_method: dict[str, list] = {}
     for r in sorted(records, key=lambda r: (r.method["arch"], r.seed)):
         by_method.setdefault(r.method["forcing"], r.curves.get("teacher_prob", []))
     with figures.style():
         fig, ax = figures.plt.subplots(figsize=(4.2, 2.9))
-        for k, (name, eps) in enumerate(sorted(by_method.items())):
+        for name, eps in sorted(by_method.items()):
             if eps:
                 ax.plot(
                     np.arange(len(eps)),
                     eps,
-                    color=figures.PALETTE[k % len(figures.PALETTE)],
+                    color=styles[name].colour,
+                    marker=styles[name].marker,
+                    markevery=max(1, len(eps) // 6),
+                    markersize=3,
                     label=name,
                     linestyle="--" if min(eps) == 1 else "-",
                 )
-        ax.set_ylim(-0.02, 1.05)
+        ax.set_ylim(-0.05, 1.05)  # ε = 0 and ε = 1 both clear of the edges
         ax.set_xlabel("training step i")
         ax.set_ylabel("ε_i (probability of the gold token)")
         ax.legend(fontsize=6)
@@ -114,7 +119,7 @@ DISTILLATION = {"teacher": "teacher forcing", "word_kd": "word_kd", "sequence_kd
 TEACHER = "KD teacher (wide)"
 
 
-def _distillation(records: list[Record], fig_dir: Path, formats: Sequence[str]) -> Figure:
+def _distillation(records: list[Record], styles, fig_dir: Path, formats) -> Figure:
     # arch -> bar label -> per-seed test PER (beam); the teacher's from the KD records
     values: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     for r in records:
@@ -131,9 +136,11 @@ def _distillation(records: list[Record], fig_dir: Path, formats: Sequence[str]) 
         )
         for ax, arch in zip(axes[0], archs, strict=True):
             shown = [lab for lab in labels if values[arch].get(lab)]
+            strategy = {label: name for name, label in DISTILLATION.items()}
             for k, lab in enumerate(shown):
                 seeds = 100 * np.array(list(values[arch][lab].values()))
-                ax.bar(k, seeds.mean(), color=figures.PALETTE[k % len(figures.PALETTE)])
+                colour = styles[strategy[lab]].colour if lab in strategy else "0.55"  # teacher
+                ax.bar(k, seeds.mean(), color=colour)
                 ax.plot(np.full(len(seeds), k), seeds, "k.", markersize=3)
             ax.set_xticks(range(len(shown)), shown, rotation=25, ha="right", fontsize=6)
             ax.set_title(f"{arch} decoder")

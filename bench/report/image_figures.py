@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report import figure_helpers as helpers
 from bench.report import figures
 from bench.report.figures import Figure
 from bench.report.stats import Summary, mean_ci
@@ -27,13 +28,6 @@ CONDITIONS = (
 MODES = ("scratch", "head_only", "full")
 
 
-def _whisker(s: Summary) -> tuple[float, float]:
-    """(below, above) the mean in percent; (0, 0) without an interval (one seed)."""
-    if s.n < 2 or s.deterministic:
-        return 0.0, 0.0
-    return 100 * (s.mean - s.lo), 100 * (s.hi - s.mean)
-
-
 @task_figures("image_augment")
 def draw_augment(
     records: list[Record], fig_dir: Path, formats: Sequence[str] = figures.FORMATS
@@ -45,25 +39,18 @@ def draw_augment(
     for r in records:
         by_aug[r.method["image_augment"]].append(r)
     names = list(by_aug)
+    styles = helpers.method_styles(names)
     width = 0.8 / len(names)
     n_seeds = max(len(v) for v in by_aug.values())
+    drawn: list[Summary] = []
     with figures.style():
         fig, ax = figures.plt.subplots(figsize=(1.4 + 1.3 * len(CONDITIONS), 2.8))
         for k, name in enumerate(names):
             x = np.arange(len(CONDITIONS)) + (k - (len(names) - 1) / 2) * width
             values = [[r.metrics.get(m) for r in by_aug[name]] for m, _ in CONDITIONS]
             stats = [mean_ci(v) for v in values]
-            whiskers = np.array([_whisker(s) for s in stats]).T
-            colour = figures.PALETTE[k % len(figures.PALETTE)]
-            ax.bar(
-                x,
-                [100 * s.mean for s in stats],
-                width,
-                yerr=whiskers if n_seeds > 1 else None,
-                capsize=2,
-                color=colour,
-                label=name,
-            )
+            drawn += stats
+            helpers.mean_bars(ax, x, stats, width, styles[name].colour, name, scale=100.0)
             for xi, v in zip(x, values, strict=True):
                 pts = [100 * u for u in v if u is not None]
                 if len(pts) > 1:
@@ -72,7 +59,7 @@ def draw_augment(
         ax.set_xlabel("test images")
         ax.set_ylabel("accuracy (%) ↑")
         low = min(100 * r.metrics[m] for r in records for m, _ in CONDITIONS)
-        ax.set_ylim(max(0.0, 10 * np.floor(low / 10) - 10), 100)
+        ax.set_ylim(max(0.0, 10 * np.floor(low / 10) - 10), 102)  # a bar at 100 % shows
         ax.legend(
             title="trained with",
             fontsize=7,
@@ -83,11 +70,7 @@ def draw_augment(
             frameon=False,
         )
         figures.save(fig, fig_dir, "image_augment_accuracy", formats)
-    spread = (
-        "whiskers the Student-t 95% interval, dots the seeds"
-        if n_seeds > 1
-        else "one seed, no interval"
-    )
+    spread = helpers.spread_note(drawn) + (", dots the seeds" if n_seeds > 1 else "")
     yield Figure(
         "image_augment_accuracy",
         "Digits test accuracy per training augmentation on clean, rotated and rescaled "
@@ -107,22 +90,16 @@ def draw_head_reset(
         groups[r.method["mode"]][int(r.method["shots"])].append(r.metrics["accuracy"])
     modes = [m for m in MODES if m in groups] + sorted(set(groups) - set(MODES))
     n_seeds = max(len(v) for g in groups.values() for v in g.values())
+    styles = helpers.method_styles(modes)
+    drawn: list[Summary] = []
     with figures.style():
         fig, ax = figures.plt.subplots(figsize=(3.8, 2.8))
-        for k, mode in enumerate(modes):
+        for mode in modes:
             shots = sorted(groups[mode])
             stats = [mean_ci(groups[mode][s]) for s in shots]
-            colour = figures.PALETTE[k % len(figures.PALETTE)]
-            ax.errorbar(
-                shots,
-                [100 * s.mean for s in stats],
-                yerr=np.array([_whisker(s) for s in stats]).T if n_seeds > 1 else None,
-                marker="o",
-                markersize=3,
-                capsize=2,
-                color=colour,
-                label=mode,
-            )
+            colour = styles[mode].colour
+            helpers.mean_points(ax, shots, stats, styles[mode], mode, scale=100.0, ms=3)
+            drawn += stats
             if n_seeds > 1:
                 for s in shots:
                     v = groups[mode][s]
@@ -135,9 +112,14 @@ def draw_head_reset(
         ax.minorticks_off()
         ax.set_xlabel("labelled images per new digit (log scale)")
         ax.set_ylabel("test accuracy on digits 5-9 (%) ↑")
+        helpers.pad_ylim(
+            ax,
+            helpers.summary_ends(drawn, 100.0)
+            + [100 * (u or 0.0) for g in groups.values() for v in g.values() for u in v],
+        )
         ax.legend(fontsize=7)
         figures.save(fig, fig_dir, "head_reset_accuracy", formats)
-    spread = "whiskers the Student-t 95% interval" if n_seeds > 1 else "one seed, no interval"
+    spread = helpers.spread_note(drawn)
     yield Figure(
         "head_reset_accuracy",
         "Accuracy on the digits 5-9 after re-training a network pre-trained on 0-4 with a "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report import figure_helpers as helpers
 from bench.report import figures
 from bench.report.figures import Figure
 from bench.report.task_figures import task_figures
@@ -55,9 +56,10 @@ def _pca(records: list[Record], fig_dir: Path, formats: Sequence[str]) -> Figure
             r = rows[name]
             xy = np.asarray(r.curves["test_pca"])
             speakers = r.curves["test_speakers"]
-            for k, spk in enumerate(sorted(set(speakers))):
+            styles = helpers.method_styles(sorted(set(speakers)))  # colour and marker
+            for spk, style in styles.items():
                 sel = np.array([s == spk for s in speakers])
-                ax.scatter(*xy[sel].T, s=6, color=figures.PALETTE[k % len(figures.PALETTE)])
+                ax.scatter(*xy[sel].T, s=7, color=style.colour, marker=style.marker, lw=0)
             r1 = r.metrics.get("recall_at_1", float("nan"))
             ax.set_title(f"{name}  R@1 {100 * r1:.0f}%", fontsize=7)
             ax.set_xticks([])
@@ -66,7 +68,7 @@ def _pca(records: list[Record], fig_dir: Path, formats: Sequence[str]) -> Figure
     return Figure(
         "speaker_embeddings_pca",
         "Test-speaker embeddings (unit-normalised) projected on their first two principal "
-        "components, one panel per loss (lowest seed); colour = speaker.",
+        "components, one panel per loss (lowest seed); colour and marker = speaker.",
     )
 
 
@@ -77,20 +79,21 @@ def _recall_curves(
     for r in records:
         if r.curves.get("step") and r.curves.get("valid_recall_at_1"):
             series[row_label(r.method)].append(r)
+    styles = helpers.method_styles(sorted(series))
     with figures.style():
         fig, ax = figures.plt.subplots(figsize=(4.6, 3.0))
-        for k, name in enumerate(sorted(series)):
+        for name, style in styles.items():
             runs = series[name]
             steps = runs[0].curves["step"]
             ys = np.array(
                 [r.curves["valid_recall_at_1"] for r in runs if r.curves["step"] == steps]
             )
-            color = figures.PALETTE[k % len(figures.PALETTE)]
-            style = "--" if k >= len(figures.PALETTE) else "-"
             if len(steps) == 1:  # the untrained row: a horizontal reference line
                 ax.axhline(100 * ys.mean(), color="grey", ls=":", label=name)
                 continue
-            ax.plot(steps, 100 * ys.mean(0), style, color=color, marker="o", ms=2, label=name)
+            ax.plot(
+                steps, 100 * ys.mean(0), color=style.colour, marker=style.marker, ms=3, label=name
+            )
         ax.set_xlabel("training step")
         ax.set_ylabel(f"valid Recall@1 (%) ↑, {what}")
         ax.legend(fontsize=6, ncol=2)
@@ -132,7 +135,7 @@ def _confusions(
             r = rows[name]
             cm = np.asarray(r.curves["confusion"], dtype=float)
             cm = cm / cm.sum(1, keepdims=True).clip(min=1)  # rows: true class, normalised
-            ax.imshow(cm, vmin=0, vmax=1, cmap="Blues")
+            image = ax.imshow(cm, vmin=0, vmax=1, cmap="Blues")
             ax.grid(False)
             classes = r.curves["classes"]
             if len(classes) <= 8:
@@ -157,6 +160,10 @@ def _confusions(
                 ax.set_yticks([])
             acc = r.metrics.get("accuracy", float("nan"))
             ax.set_title(f"{name}  acc {100 * acc:.0f}%", fontsize=7)
+        if names:  # one scale for every panel: the share of each true class
+            bar = fig.colorbar(image, ax=axes, shrink=0.8)
+            bar.set_label("fraction of the true class", fontsize=7)
+            bar.ax.tick_params(labelsize=6)
         fig.supxlabel("predicted", fontsize=7)
         fig.supylabel("true", fontsize=7)
         figures.save(fig, fig_dir, stem, formats)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report import figure_helpers as helpers
 from bench.report import figures
 from bench.report.figures import Figure
-from bench.report.stats import mean_ci
+from bench.report.stats import Summary, mean_ci
 from bench.report.task_figures import task_figures
 from bench.store import Record
 
@@ -36,7 +37,8 @@ def _group(records: list[Record]) -> tuple[Groups, list[Record]]:
 
 
 def _colour(quantizers: list[str], name: str) -> str:
-    return figures.PALETTE[quantizers.index(name) % len(figures.PALETTE)]
+    """The quantizer's colour, the same in both figures (the task's row order)."""
+    return helpers.method_styles(quantizers)[name].colour
 
 
 @task_figures("vqvae")
@@ -96,7 +98,7 @@ def _training_curves(groups: Groups, quantizers: list[str], fig_dir: Path, forma
             top.axhline(int(size), color="grey", lw=0.8, ls="--")  # uniform use of every entry
             top.set_yscale("log")
             top.set_title(f"{size} entries")
-            bottom.set_ylim(0, 105)
+            bottom.set_ylim(-4, 104)  # 0 % and 100 % used stay visible
             bottom.set_xlabel("training step")
         axes[0][0].set_ylabel("valid code perplexity (log)")
         axes[1][0].set_ylabel("entries used on valid (%)")
@@ -125,6 +127,7 @@ def _final_bars(
     sizes = list(groups)
     width = 0.8 / max(1, len(quantizers))
     x = np.arange(len(sizes))
+    drawn: list[Summary] = []
     with figures.style():
         fig, axes = figures.plt.subplots(1, 2, figsize=(3.6 + 1.6 * len(sizes), 3.0))
         fig.subplots_adjust(wspace=0.35)
@@ -136,19 +139,17 @@ def _final_bars(
                 stats = [
                     mean_ci([r.metrics.get(metric) for r in groups[s].get(name, [])]) for s in sizes
                 ]
-                ax.bar(
+                helpers.mean_bars(
+                    ax,
                     x + i * width - 0.4 + width / 2,
-                    [scale * s.mean for s in stats],
+                    stats,
                     width,
-                    yerr=[
-                        [scale * (s.mean - s.lo) if s.n > 1 else 0.0 for s in stats],
-                        [scale * (s.hi - s.mean) if s.n > 1 else 0.0 for s in stats],
-                    ],
-                    capsize=2,
-                    label=name,
-                    color=_colour(quantizers, name),
+                    _colour(quantizers, name),
+                    name,
+                    scale=scale,
                     alpha=0.85,
                 )
+                drawn += stats
                 for k, size in enumerate(sizes):  # every seed as a dot
                     seeds = [r.metrics.get(metric) for r in groups[size].get(name, [])]
                     seeds = [scale * v for v in seeds if v is not None]
@@ -177,6 +178,6 @@ def _final_bars(
     return Figure(
         "vqvae_final",
         "Test reconstruction MSE (standardised log-mel; dotted: no quantizer) and PNMI of "
-        "the codes against the phone alignments, per quantizer and codebook size (mean and "
-        "Student-t 95% interval over seeds; dots: the seeds).",
+        "the codes against the phone alignments, per quantizer and codebook size (mean; "
+        f"{helpers.spread_note(drawn)}; dots: the seeds).",
     )

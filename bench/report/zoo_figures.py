@@ -25,6 +25,7 @@ import numpy as np
 from scipy import stats
 
 from bench.metrics import METRICS
+from bench.report import figure_helpers as helpers
 from bench.report import figures
 from bench.report.figures import Figure
 from bench.report.task_figures import task_figures
@@ -266,16 +267,17 @@ def _accuracy_auroc(records: list[Record], fig_dir: Path, formats):
     median = float(np.median([accuracy[m] for m in members]))  # Galil's models are all good
     top = [m for m in members if accuracy[m] >= median]
     corr_top = spearman([accuracy[m] for m in top], [auroc[m] for m in top])
-    archs = sorted({m.split("-")[0] for m in members})
+    styles = helpers.method_styles(sorted({m.split("-")[0] for m in members}))
     with figures.style():
         fig, ax = figures.plt.subplots(figsize=(4.2, 3.2))
-        for k, arch in enumerate(archs):
+        for arch, style in styles.items():
             mine = [m for m in members if m.split("-")[0] == arch]
             ax.scatter(
                 [100 * accuracy[m] for m in mine],
                 [100 * auroc[m] for m in mine],
                 s=12,
-                color=figures.PALETTE[k % len(figures.PALETTE)],
+                color=style.colour,
+                marker=style.marker,
                 label=arch,
             )
         ax.set_xlabel("accuracy (%)")
