@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 _REGISTRY: dict[str, dict[str, type]] = {}
+_DISPLAY: dict[str, dict[str, str]] = {}  # family -> name -> display name, where declared
 
 # Packages whose modules hold registrations; load_all() imports every module in them, so a
 # new method or task file registers itself without being added to any list.
@@ -33,10 +34,13 @@ class RegistryCollisionError(ValueError):
     """Two different objects registered under the same family and name."""
 
 
-def register(family: str, name: str) -> Callable[[T], T]:
-    """Class decorator: register ``cls`` as ``family/name``."""
+def register(family: str, name: str, display: str | None = None) -> Callable[[T], T]:
+    """Class decorator: register ``cls`` as ``family/name``; ``display`` is the name a table
+    or paper shows for it (e.g. "Temperature scaling"), default the registered name."""
     if not family or not name:
         raise ValueError("register() needs a non-empty family and name")
+    if display is not None and not display.strip():
+        raise ValueError(f"register({family!r}, {name!r}): display must be non-empty text or None")
 
     def decorator(cls: T) -> T:
         if not isinstance(cls, type):
@@ -56,6 +60,8 @@ def register(family: str, name: str) -> Callable[[T], T]:
         entries[name] = cls
         cls.registry_family = family  # type: ignore[attr-defined]
         cls.registry_name = name  # type: ignore[attr-defined]
+        if display is not None:
+            _DISPLAY.setdefault(family, {})[name] = display
         return cls
 
     return decorator
@@ -65,7 +71,8 @@ _LOADED = False
 
 
 def load_all() -> None:
-    """Import every module of the registering packages (idempotent)."""
+    """Import every module of the registering packages, then the installed plugins
+    (``speechbench.plugins`` entry points, bench/plugins.py); idempotent."""
     global _LOADED
     if _LOADED:
         return
@@ -75,6 +82,9 @@ def load_all() -> None:
             package = importlib.import_module(package_name)
             for info in pkgutil.walk_packages(package.__path__, prefix=package_name + "."):
                 importlib.import_module(info.name)
+        from bench.plugins import load_plugins  # installed packages' methods and tasks
+
+        load_plugins()
     except BaseException:
         _LOADED = False
         raise
@@ -106,6 +116,18 @@ def get(family: str, name: str) -> type:
         raise UnknownNameError(
             f"unknown {family} {name!r}; known {family} names: {', '.join(known)}"
         ) from None
+
+
+def display_name(family: str, name: str) -> str:
+    """The display name ``family/name`` declared at registration, else ``name`` itself (also
+    for a name or family that is not registered, e.g. a sweep axis value)."""
+    load_all()
+    return _DISPLAY.get(family, {}).get(name, name)
+
+
+def has_display_name(family: str, name: str) -> bool:
+    load_all()
+    return name in _DISPLAY.get(family, {})
 
 
 def check(family: str, name: str) -> None:

@@ -27,7 +27,7 @@ from methods.ssl_objectives import ObjectiveOutput, SSLObjective, _mean, _rate
 __all__ = ["CodePrediction", "RandomProjectionQuantizer"]
 
 
-@register("quantizer", "random_projection")
+@register("quantizer", "random_projection", display="Random-projection quantizer")
 class RandomProjectionQuantizer(Quantizer):
     """BEST-RQ's frozen random-projection quantizer (Chiu et al. 2022, §3).
 

@@ -103,7 +103,7 @@ class Calibrator:
             )
 
 
-@register("calibrator", "none")
+@register("calibrator", "none", display="No calibration")
 class NoCalibration(Calibrator):
     """The uncalibrated baseline: q = softmax(z). Fitting only records K."""
 
@@ -114,7 +114,7 @@ class NoCalibration(Calibrator):
         return torch.softmax(logits, dim=1)  # q = softmax(z)
 
 
-@register("calibrator", "temperature")
+@register("calibrator", "temperature", display="Temperature scaling")
 class TemperatureScaling(Calibrator):
     """Temperature scaling: one scalar T > 0, q = softmax(z / T).
 
@@ -156,7 +156,7 @@ class TemperatureScaling(Calibrator):
         return {"temperature": _fitted(self.temperature, self)}
 
 
-@register("calibrator", "vector")
+@register("calibrator", "vector", display="Vector scaling")
 class VectorScaling(Calibrator):
     """Vector scaling: q = softmax(w * z + b), w and b of shape (K,).
 
@@ -199,7 +199,7 @@ class VectorScaling(Calibrator):
         return {"w_mean": w.mean().item(), "w_min": w.min().item(), "w_max": w.max().item()}
 
 
-@register("calibrator", "histogram")
+@register("calibrator", "histogram", display="Histogram binning")
 class HistogramBinning(Calibrator):
     """Histogram binning, one-vs-rest for K classes.
 
@@ -254,7 +254,7 @@ class HistogramBinning(Calibrator):
         return _renormalise(self._class_scores(torch.softmax(logits, dim=1)))
 
 
-@register("calibrator", "isotonic")
+@register("calibrator", "isotonic", display="Isotonic regression")
 class IsotonicCalibration(Calibrator):
     """Isotonic regression, one-vs-rest for K classes.
 

@@ -145,7 +145,7 @@ class ForcingStrategy(nn.Module):
         return ForcingOutput(loss=nll, nll=nll, teacher_prob=1.0)
 
 
-@register("forcing", "teacher")
+@register("forcing", "teacher", display="Teacher forcing")
 class TeacherForcing(ForcingStrategy):
     """Teacher forcing: the gold previous token at every step, in one parallel pass."""
 
@@ -178,7 +178,7 @@ class ScheduledSampling(ForcingStrategy):
         return ForcingOutput(loss=nll, nll=nll, teacher_prob=eps)
 
 
-@register("forcing", "scheduled_linear")
+@register("forcing", "scheduled_linear", display="Scheduled sampling (linear)")
 class ScheduledLinear(ScheduledSampling):
     """ε_i = max(ε, k - c i); by default c makes ε_i reach the floor ε at the last step."""
 
@@ -193,7 +193,7 @@ class ScheduledLinear(ScheduledSampling):
         return linear_schedule(step, self.k, self.c, self.epsilon)
 
 
-@register("forcing", "scheduled_exponential")
+@register("forcing", "scheduled_exponential", display="Scheduled sampling (exponential)")
 class ScheduledExponential(ScheduledSampling):
     """ε_i = k^i; by default k = end^(1/total_steps), so ε reaches ``end`` at the last step."""
 
@@ -207,7 +207,7 @@ class ScheduledExponential(ScheduledSampling):
         return exponential_schedule(step, self.k)
 
 
-@register("forcing", "scheduled_inverse_sigmoid")
+@register("forcing", "scheduled_inverse_sigmoid", display="Scheduled sampling (inverse sigmoid)")
 class ScheduledInverseSigmoid(ScheduledSampling):
     """ε_i = k / (k + exp(i/k)); by default k >= 1 solved so ε reaches ``end`` at the end."""
 
@@ -260,7 +260,7 @@ def generator_loss(logit_free: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logit_free, torch.ones_like(logit_free))
 
 
-@register("forcing", "professor")
+@register("forcing", "professor", display="Professor forcing")
 class ProfessorForcing(ForcingStrategy):
     """NLL (teacher-forced) + adversarial_weight * C_f (+ C_t = -log(1 - D(teacher-forced))
     if asked).

@@ -106,7 +106,7 @@ class MetricLoss(nn.Module):
         raise NotImplementedError
 
 
-@register("loss", "contrastive")
+@register("loss", "contrastive", display="Contrastive")
 class ContrastiveLoss(MetricLoss):
     """Pair-margin contrastive loss over all pairs of the batch (Hadsell et al. 2006).
 
@@ -135,7 +135,7 @@ class ContrastiveLoss(MetricLoss):
         return MetricLossOutput(loss, active)
 
 
-@register("loss", "ntxent")
+@register("loss", "ntxent", display="NT-Xent")
 class NTXentLoss(MetricLoss):
     """NT-Xent over labels: InfoNCE (the core ``info_nce_logits``) for every positive pair.
 
@@ -167,7 +167,7 @@ class NTXentLoss(MetricLoss):
         return MetricLossOutput(rows.mean(), None)
 
 
-@register("loss", "triplet")
+@register("loss", "triplet", display="Triplet")
 class TripletLoss(MetricLoss):
     """Triplet margin loss (the core ``triplet_margin``) on the miner's tuples.
 
@@ -238,7 +238,7 @@ class _ProxyLoss(MetricLoss):
             )
 
 
-@register("loss", "proxy_nca")
+@register("loss", "proxy_nca", display="Proxy-NCA")
 class ProxyNCALoss(_ProxyLoss):
     """Proxy-NCA (the core ``proxy_nca``): softmax over distances to learnable class proxies.
 
@@ -259,7 +259,7 @@ class ProxyNCALoss(_ProxyLoss):
         return MetricLossOutput(rows.mean(), None)
 
 
-@register("loss", "proxy_anchor")
+@register("loss", "proxy_anchor", display="Proxy-Anchor")
 class ProxyAnchorLoss(_ProxyLoss):
     """Proxy-Anchor (the core ``proxy_anchor``), Kim et al. CVPR 2020: α = 32, δ = 0.1."""
 

@@ -143,7 +143,7 @@ class Quantizer(nn.Module):
 
 
 # ---- Gumbel-softmax (wav2vec 2.0) -----------------------------------------------------
-@register("quantizer", "gumbel")
+@register("quantizer", "gumbel", display="Gumbel-softmax VQ")
 class GumbelQuantizer(Quantizer):
     """Product quantization with straight-through Gumbel-softmax (wav2vec 2.0).
 
@@ -237,7 +237,7 @@ class GumbelQuantizer(Quantizer):
 
 
 # ---- VQ-VAE ---------------------------------------------------------------------------
-@register("quantizer", "vq")
+@register("quantizer", "vq", display="VQ")
 class VectorQuantizer(Quantizer):
     """Nearest-neighbour vector quantization (VQ-VAE) with a straight-through estimator.
 
@@ -362,7 +362,7 @@ class VectorQuantizer(Quantizer):
 
 
 # ---- continuous targets ---------------------------------------------------------------
-@register("quantizer", "none")
+@register("quantizer", "none", display="No quantizer")
 class NoQuantizer(Quantizer):
     """No quantization: a linear projection to out_dim (continuous targets).
 

@@ -78,7 +78,7 @@ class _Distilled(ForcingStrategy):
         return self._teacher
 
 
-@register("forcing", "word_kd")
+@register("forcing", "word_kd", display="Word-level KD")
 class WordKD(_Distilled):
     """Word-level KD: teacher-forced NLL on gold mixed (α) with the cross-entropy from the
     teacher's per-step distribution under the gold prefix."""
@@ -100,7 +100,7 @@ class WordKD(_Distilled):
         return ForcingOutput(loss=loss, nll=nll, teacher_prob=1.0)
 
 
-@register("forcing", "sequence_kd")
+@register("forcing", "sequence_kd", display="Sequence-level KD")
 class SequenceKD(_Distilled):
     """Sequence-level KD: teacher forcing on the teacher's beam output for each word (the
     ``nll`` logged is that of the teacher's outputs, the student's training targets)."""

@@ -35,7 +35,7 @@ from methods.quantizers import VectorQuantizer
 __all__ = ["EMAVQ", "RestartVQ", "StraightThroughVQ"]
 
 
-@register("quantizer", "vq_st")
+@register("quantizer", "vq_st", display="VQ-VAE (straight-through)")
 class StraightThroughVQ(VectorQuantizer):
     """VQ-VAE (van den Oord et al. 2017, eq. 3): codebook loss + β commitment, no EMA, no
     restarts; gradients reach the encoder by the straight-through copy."""
@@ -44,7 +44,7 @@ class StraightThroughVQ(VectorQuantizer):
         super().__init__(in_dim, out_dim, entries, beta=beta, ema=False, dead_code_threshold=0.0)
 
 
-@register("quantizer", "vq_ema")
+@register("quantizer", "vq_ema", display="VQ-VAE (EMA)")
 class EMAVQ(VectorQuantizer):
     """VQ-VAE with EMA codebook updates (van den Oord et al. 2017 App. A.1; Razavi et al.
     2019): γ = 0.99, ε = 1e-5, loss = β ||z_e - sg[e]||²; no restarts."""
@@ -70,7 +70,7 @@ class EMAVQ(VectorQuantizer):
         )
 
 
-@register("quantizer", "vq_restart")
+@register("quantizer", "vq_restart", display="VQ-VAE (EMA + restarts)")
 class RestartVQ(EMAVQ):
     """``vq_ema`` plus SoundStream's dead-code restarts: an entry whose EMA assignment
     count N_j falls below ``dead_code_count`` (2, Zeghidour et al. 2021 §3.3) is replaced

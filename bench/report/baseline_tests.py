@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.report.tables import SIGNIFICANCE, Table, decimals, display
+from bench.report.templating import pipe_table
 
 POWER_NOTE = (
     f"Smallest difference from the baseline each column could detect (α = {SIGNIFICANCE}, "
@@ -154,13 +155,8 @@ def tests_markdown(table: Table) -> list[str]:
     cells = tests_cells(table)
     if not cells or table.headline is None:
         return []
-    lines = [
-        tests_intro(f"`{table.headline}`"),
-        "",
-        "| " + " | ".join(HEADER) + " |",
-        "|---|" + "---:|" * 3 + "---|" + "---:|" * 3,
-    ]
-    return lines + ["| " + " | ".join(row) + " |" for row in cells]
+    align = ["---"] + ["---:"] * 3 + ["---"] + ["---:"] * 3
+    return [tests_intro(f"`{table.headline}`"), "", *pipe_table(HEADER, align, cells)]
 
 
 def write_tests_csv(path: str | Path, tables: list[Table]) -> Path:

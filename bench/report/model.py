@@ -11,7 +11,14 @@ from bench import registry
 from bench.metrics import TIMING_UNITS
 from bench.report.dataset_cards import card_section
 from bench.report.figures import FORMATS, Figure
-from bench.report.tables import Table, build_table, timing_rows
+from bench.report.tables import (
+    Table,
+    build_table,
+    display_label,
+    entry_parts,
+    header,
+    timing_rows,
+)
 from bench.report.task_figures import draw_task_figures
 from bench.store import Record, latest_records, read_items
 from bench.tasks.base import get_task
@@ -28,6 +35,7 @@ class TaskSection:
     failed: list[Record] = field(default_factory=list)
     dataset_card: str | None = None
     seeds: list[int] = field(default_factory=list)
+    timing_display: list[str] = field(default_factory=list)  # display labels of ``timing``
 
 
 @dataclass
@@ -65,6 +73,7 @@ def build_report_data(
                 name=task_name,
                 table=build_table(task, recs, lambda r: read_items(run_dir, r.cell_key) or None),
                 timing=timing_rows(recs, TIMING_KEYS),
+                timing_display=[lbl for lbl, _ in timing_rows(recs, TIMING_KEYS, display_label)],
                 figures=figs,
                 failed=[r for r in recs if r.status != "ok"],
                 dataset_card=card_section(run_dir, task_name),
@@ -78,3 +87,60 @@ def build_report_data(
         n_ok=sum(r.status == "ok" for r in records),
         n_failed=sum(r.status != "ok" for r in records),
     )
+
+
+@dataclass(frozen=True)
+class ColumnView:
+    name: str
+    unit: str  # "" when the metric declares none
+    arrow: str  # "↑", "↓" or ""
+
+
+@dataclass(frozen=True)
+class CellView:
+    """One table cell as parts, each already formatted in display units (None: no value)."""
+
+    value: str
+    seed_half_width: str  # "" when none
+    deterministic: bool
+    item_half_width: str  # "" when none
+    marks: str  # "†", "‡", both or ""
+    bold: bool  # the best of its column or tied with it (bench.report.tables.TIE_RULE)
+
+
+@dataclass(frozen=True)
+class RowView:
+    label: str  # family=name, ... (what report.md shows)
+    display: str  # display names joined by " · " (what HTML and LaTeX show)
+    n: int  # seeds
+    baseline: bool  # the row is its task's baseline (shown as "(baseline)")
+    cells: list[CellView | None]
+
+
+@dataclass(frozen=True)
+class TableView:
+    """A task's table, format-neutral: what every renderer's template iterates over."""
+
+    columns: list[ColumnView]
+    rows: list[RowView]
+
+
+def table_view(table: Table) -> TableView:
+    columns = [ColumnView(*header(m)) for m in table.metrics]
+    rows = []
+    for row in table.rows:
+        cells: list[CellView | None] = []
+        for m in table.metrics:
+            e = row.entries.get(m)
+            if e is None:
+                cells.append(None)
+                continue
+            p = entry_parts(m, e)
+            cells.append(
+                CellView(
+                    p.value, p.seed_half_width, p.deterministic, p.item_half_width, e.marks, e.bold
+                )
+            )
+        baseline = row.is_baseline and bool(table.baseline_note)
+        rows.append(RowView(row.label, row.display, len(row.seeds), baseline, cells))
+    return TableView(columns, rows)

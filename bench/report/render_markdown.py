@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from bench.report.baseline_tests import power_line, tests_markdown
-from bench.report.model import ReportData, TaskSection
+from bench.report.model import ReportData, TaskSection, table_view
 from bench.report.summary import summary_markdown
-from bench.report.tables import DETERMINISTIC, SIGNIFICANCE, fmt, fmt_entry, header
+from bench.report.tables import DETERMINISTIC, SIGNIFICANCE, fmt, header
+from bench.report.templating import MD_ENV, pipe_table
 
 LEGEND = (
     "Values are mean ± half-width of the Student-t 95% interval of the mean over the n seeds "
@@ -13,8 +14,11 @@ LEGEND = (
     "interval over the test items, pooled across the seeds] (the spread due to the finite "
     f"test set); {DETERMINISTIC} marks a cell whose value is identical on every seed (it does "
     "not depend on the seed: no seed interval, no t-test); **bold** is the best mean per "
-    "column among rows that share a baseline. A difference from the baseline row is marked "
-    f"when significant at p < {SIGNIFICANCE} after Holm's correction over the rows of the "
+    "column among rows that share a baseline, and every mean tied with it (equal at the "
+    "printed precision, or no paired two-sided test available, over items or over seeds, "
+    f"tells it from the best at p < {SIGNIFICANCE}, uncorrected). A difference from the "
+    f"baseline row is marked when significant at p < {SIGNIFICANCE} after Holm's correction "
+    "over the rows of the "
     "column: † by the paired test over test items pooled across seeds (bootstrap; McNemar "
     "for accuracies), a statement about these trained models on this test set; ‡ by the "
     "paired t-test over seeds, a statement about the training procedure. With few seeds "
@@ -28,38 +32,15 @@ def column_title(metric: str) -> str:
 
 
 def table_markdown(section: TaskSection) -> list[str]:
-    t = section.table
-    lines = [
-        "| method | n | " + " | ".join(column_title(m) for m in t.metrics) + " |",
-        "|---|---:|" + "---:|" * len(t.metrics),
-    ]
-    for row in t.rows:
-        cells = []
-        for m in t.metrics:
-            e = row.entries.get(m)
-            if e is None:
-                cells.append("")
-                continue
-            text = fmt_entry(m, e) + (f" {e.marks}" if e.marks else "")
-            cells.append(f"**{text}**" if e.best else text)
-        label = row.label + (" (baseline)" if row.is_baseline and t.baseline_note else "")
-        lines.append(f"| {label} | {len(row.seeds)} | " + " | ".join(cells) + " |")
-    return lines
+    return MD_ENV.get_template("results.md.j2").render(view=table_view(section.table)).splitlines()
 
 
 def timing_markdown(section: TaskSection) -> list[str]:
     keys = sorted({k for _, vals in section.timing for k in vals})
     if not keys:
         return []
-    lines = [
-        "| method | " + " | ".join(column_title(k) for k in keys) + " |",
-        "|---|" + "---:|" * len(keys),
-    ]
-    for label, vals in section.timing:
-        lines.append(
-            f"| {label} | " + " | ".join(fmt(k, vals[k]) if k in vals else "" for k in keys) + " |"
-        )
-    return lines
+    rows = [[label] + [fmt(k, v[k]) if k in v else "" for k in keys] for label, v in section.timing]
+    return pipe_table(["method", *map(column_title, keys)], ["---"] + ["---:"] * len(keys), rows)
 
 
 def render_markdown(data: ReportData) -> str:

@@ -1,8 +1,8 @@
 """Aggregate records into per-task tables: mean ± Student-t 95% interval over seeds (n per
 row) and, where the cells wrote per-item results, the bootstrap interval over test items;
-deterministic cells marked, best marked; each row tested against its baseline row over
-items (paired bootstrap or McNemar) and over seeds (paired t-test), Holm-corrected per
-column; the smallest difference each column could detect stated."""
+deterministic cells marked, the best and its ties marked; each row tested against its
+baseline row over items (paired bootstrap or McNemar) and over seeds (paired t-test),
+Holm-corrected per column; the smallest difference each column could detect stated."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bench import registry
 from bench.metrics import spec
 from bench.report import item_stats
 from bench.report.item_stats import ItemsDiffer, ItemTest, Replicates
@@ -22,8 +23,23 @@ SIGNIFICANCE = 0.05
 DETERMINISTIC = "(det.)"  # identical over the seeds: no interval, no test
 
 
+NOT_APPLICABLE = "-"  # a method axis that does not apply to the row (e.g. no quantizer)
+
+
 def method_label(method: dict[str, str]) -> str:
     return ", ".join(f"{family}={name}" for family, name in method.items())
+
+
+def display_label(method: dict[str, str]) -> str:
+    """A row label for readers: a method with a declared display name shows it (e.g.
+    "Temperature scaling"), any other axis shows ``field=value``, joined by " · "; axes that
+    do not apply ("-") are left out unless every axis is "-"."""
+    parts = [
+        registry.display_name(k, v) if registry.has_display_name(k, v) else f"{k}={v}"
+        for k, v in method.items()
+        if v != NOT_APPLICABLE
+    ]
+    return " · ".join(parts or (f"{k}={v}" for k, v in method.items()))
 
 
 @dataclass
@@ -31,12 +47,17 @@ class Entry:
     summary: Summary  # over seeds
     pvalue: float = math.nan  # paired t-test over seeds against the row's baseline
     p_holm: float = math.nan  # the same, Holm-adjusted over the rows of the column
-    best: bool = False
+    best: bool = False  # the best mean of its column among the rows sharing a baseline
+    tied: bool = False  # not the best, but tied with it (see TIE_RULE)
     item_lo: float = math.nan  # bootstrap 95% interval over test items of the seed mean
     item_hi: float = math.nan
     items_test: ItemTest | None = None  # paired test over items against the baseline
     p_items_holm: float = math.nan
     mde_seeds: float = math.nan  # smallest difference the seed test detects (80% power)
+
+    @property
+    def bold(self) -> bool:
+        return self.best or self.tied
 
     @property
     def item_half_width(self) -> float:
@@ -62,6 +83,10 @@ class Row:
     @property
     def label(self) -> str:
         return method_label(self.method)
+
+    @property
+    def display(self) -> str:
+        return display_label(self.method)
 
 
 @dataclass(frozen=True)
@@ -112,18 +137,35 @@ def fmt(metric: str, value: float | None, digits: int | None = None) -> str:
     return f"{v:.{decimals(v) if digits is None else digits}f}"
 
 
-def fmt_entry(metric: str, entry: Entry) -> str:
-    """``mean ± half-CI`` in display units, both to the mean's precision."""
+@dataclass(frozen=True)
+class EntryParts:
+    """An entry formatted in display units, every number to the mean's precision; the
+    renderers join these parts each in their own markup."""
+
+    value: str  # the mean, or "n/a"
+    seed_half_width: str  # "" when there is none (one seed, deterministic, NaN)
+    deterministic: bool
+    item_half_width: str  # "" without per-item results
+
+
+def entry_parts(metric: str, entry: Entry) -> EntryParts:
     s = entry.summary
     digits = decimals(display(metric, s.mean)) if math.isfinite(s.mean) else None
-    text = fmt(metric, s.mean, digits)
-    if s.deterministic:
-        text += f" {DETERMINISTIC}"
-    elif s.n >= 2 and math.isfinite(s.half_width):
-        text += f" ± {fmt(metric, s.half_width, digits)}"
+    seed = ""
+    if not s.deterministic and s.n >= 2 and math.isfinite(s.half_width):
+        seed = fmt(metric, s.half_width, digits)
+    items = ""
     if math.isfinite(entry.item_half_width):
-        text += f" [± {fmt(metric, entry.item_half_width, digits)}]"
-    return text
+        items = fmt(metric, entry.item_half_width, digits)
+    return EntryParts(fmt(metric, s.mean, digits), seed, s.deterministic, items)
+
+
+def fmt_entry(metric: str, entry: Entry) -> str:
+    """``mean ± half-CI`` in display units, both to the mean's precision."""
+    p = entry_parts(metric, entry)
+    text = p.value + (f" {DETERMINISTIC}" if p.deterministic else "")
+    text += f" ± {p.seed_half_width}" if p.seed_half_width else ""
+    return text + (f" [± {p.item_half_width}]" if p.item_half_width else "")
 
 
 ItemsOf = Callable[[Record], dict | None]  # a record's per-item results, or None
@@ -203,6 +245,26 @@ def build_table(task, records: list[Record], items_of: ItemsOf | None = None) ->
             _median([e.mde_seeds for e in entries]),
         )
     _mark_best(rows, metrics, task)
+
+    def tie_pvalues(row: Row, top: Row, metric: str) -> list[float]:
+        """Two-sided p-values of ``row`` against ``top``: over items, over seeds."""
+        out = []
+        key, top_key = tuple(row.method.items()), tuple(top.method.items())
+        if metric in forms and key in items and top_key in items:
+            a = _replicates(replicas, key, metric, forms[metric], items[key])
+            b = _replicates(replicas, top_key, metric, forms[metric], items[top_key])
+            if a is not None and b is not None:
+                try:
+                    test = item_stats.paired_test(forms[metric], a, b, items[key], items[top_key])
+                except ItemsDiffer:
+                    test = None
+                out.append(test.p if test is not None else math.nan)
+        common = [s for s in row.seeds if s in top.seeds]
+        new = [by_method[key][s].metrics.get(metric) for s in common]
+        old = [by_method[top_key][s].metrics.get(metric) for s in common]
+        return out + [paired_pvalue(new, old)]
+
+    _mark_ties(rows, metrics, task, tie_pvalues)
     note = ""
     if task.baseline:
         note = "baseline: " + ", ".join(f"{k}={v}" for k, v in task.baseline.items())
@@ -266,7 +328,44 @@ def _mark_best(rows: list[Row], metrics: list[str], task) -> None:
                 r.entries[metric].best = m == best
 
 
-def timing_rows(records: list[Record], keys: tuple[str, ...]) -> list[tuple[str, dict[str, float]]]:
+TIE_RULE = (
+    "bold: the best mean of the column among the rows that share a baseline, and every mean "
+    "tied with it: equal at the printed precision, or no paired two-sided test available (over "
+    f"test items, over seeds) tells it from the best at p < {SIGNIFICANCE}, uncorrected"
+)
+
+
+def _mark_ties(
+    rows: list[Row], metrics: list[str], task, pvalues: Callable[[Row, Row, str], list[float]]
+) -> None:
+    """Mark ``tied`` every row whose mean prints as the best's, or that no available paired
+    test (``pvalues(row, best_row, metric)``, NaN: no test) separates from the best; a row
+    with no test at all is tied only by the printed precision."""
+    groups: dict[tuple, list[Row]] = defaultdict(list)
+    for row in rows:
+        groups[tuple((task.baseline_of(row.method) or row.method).items())].append(row)
+    for group in groups.values():
+        for metric in metrics:
+            tops = [r for r in group if metric in r.entries and r.entries[metric].best]
+            if not tops:
+                continue
+            top = tops[0]
+            top_text = entry_parts(metric, top.entries[metric]).value
+            for row in group:
+                entry = row.entries.get(metric)
+                if entry is None or entry.best or not math.isfinite(entry.summary.mean):
+                    continue
+                digits = decimals(display(metric, top.entries[metric].summary.mean))
+                if fmt(metric, entry.summary.mean, digits) == top_text:
+                    entry.tied = True
+                    continue
+                ps = [p for p in pvalues(row, top, metric) if math.isfinite(p)]
+                entry.tied = bool(ps) and all(p >= SIGNIFICANCE for p in ps)
+
+
+def timing_rows(
+    records: list[Record], keys: tuple[str, ...], label: Callable[[dict], str] = method_label
+) -> list[tuple[str, dict[str, float]]]:
     """Median over seeds of each timing key, per method. A row with an MFU above 100% on
     any seed is marked invalid and prints no number: its FLOP count or its clock is wrong,
     so none of its timings can be trusted."""
@@ -279,12 +378,12 @@ def timing_rows(records: list[Record], keys: tuple[str, ...]) -> list[tuple[str,
         mfu = max((r.timing.get("mfu") or 0.0 for r in recs), default=0.0)
         if mfu > 1:
             reason = f"invalid: MFU {mfu:.0%} > 100%, the FLOP count or the clock is wrong"
-            out.append((f"{method_label(dict(key))} ({reason})", {}))
+            out.append((f"{label(dict(key))} ({reason})", {}))
             continue
         values = {}
         for k in keys:
             vals = sorted(v for r in recs if (v := r.timing.get(k)) is not None)
             if vals:
                 values[k] = vals[len(vals) // 2]
-        out.append((method_label(dict(key)), values))
+        out.append((label(dict(key)), values))
     return out

@@ -35,3 +35,21 @@ def test_no_card_no_file(tmp_path):
     assert write_dataset_cards(tmp_path, cells, task_of=lambda name: _Task(None)) is None
     assert not (tmp_path / "dataset_card.md").exists()
     assert card_section(tmp_path, "gamma") is None
+
+
+def test_the_card_is_rendered_as_html_not_raw_markdown(tmp_path):
+    """report.html shows the card's Markdown as HTML: bold, paragraphs, and pipe tables as
+    tables (each in its own scroll box); HTML inside the card is escaped, never run."""
+    from bench.report.model import ReportData, TaskSection
+    from bench.report.render_html import markdown_html, render_html
+    from bench.report.tables import Table
+
+    card = "**Corpus** <script>x</script>\n\n| split | n |\n|---|---|\n| test | 48 |\n"
+    out = markdown_html(card)
+    assert "<strong>Corpus</strong>" in out and "&lt;script&gt;" in out and "<script>" not in out
+    assert '<div class="scroll"><table>' in out and "<td>test</td>" in out and "|" not in out
+    section = TaskSection(
+        name="t", table=Table("t", "T", [], []), timing=[], dataset_card=card, seeds=[0]
+    )
+    page = render_html(ReportData("r", {}, [section], 1, 0), tmp_path)
+    assert '<div class="card"><p><strong>Corpus</strong>' in page and "<pre>" not in page

@@ -129,9 +129,128 @@ def test_latex_labels_are_keys_not_escaped_text():
     assert label("tab:a b/é_1") == "tab:a-b---1"
 
 
-def test_tables_tex_compiles_with_pdflatex(tmp_path):
-    """The LaTeX output compiles: a document that inputs it (booktabs, textcomp, graphicx) runs
-    through pdflatex without an error. Skipped where no TeX is installed."""
+def test_ties_with_the_best_are_bold_by_direction():
+    """Hand-made ECE (lower is better) over 4 seeds: ``temperature`` is best; ``vector`` is
+    within seed noise of it (paired t-test p ≥ 0.05: tied, bold); ``none`` is higher on every
+    seed by a constant shift (p = 0: not tied); ``histogram`` prints as the best's value at
+    its precision (tied by rounding) though it is consistently higher by 1e-6."""
+    from bench.report.tables import TIE_RULE
+
+    best = [0.020, 0.030, 0.025, 0.035]
+    noise = [0.032, 0.019, 0.036, 0.024]  # about the same mean, shuffled across seeds
+    ece = {
+        "none": [v + 0.05 for v in best],
+        "temperature": best,
+        "vector": noise,
+        "histogram": [v + 1e-6 for v in best],
+    }
+    records = [rec(k, s, v, 0.9 + 0.01 * s) for k, vals in ece.items() for s, v in enumerate(vals)]
+    t = build_table(get_task("calibration"), records)
+    rows = {r.method["calibrator"]: r.entries["ece"] for r in t.rows}
+    assert rows["temperature"].best and not rows["temperature"].tied
+    assert rows["vector"].tied and rows["vector"].bold and not rows["vector"].best
+    assert rows["histogram"].tied
+    assert not rows["none"].bold
+    # accuracy is identical in every row: every row prints as the best's value, all bold
+    assert all(r.entries["accuracy"].bold for r in t.rows)
+    section = TaskSection(name="calibration", table=t, timing=[], seeds=[0, 1, 2, 3])
+    md = render_markdown(ReportData(run_id="r", env={}, sections=[section], n_ok=1, n_failed=0))
+    line = next(x for x in md.splitlines() if "calibrator=vector" in x)
+    assert line.split(" | ")[3].startswith("**2.77 ± ")  # ece column, bold
+    assert "uncorrected" in TIE_RULE and "tied with it" in md
+
+
+def test_higher_is_better_ties():
+    """Accuracy (higher is better): the top row is best, a noisy equal-mean row is tied,
+    a row lower on every seed is not."""
+    top = [0.95, 0.96, 0.94, 0.97]
+    acc = {"none": top, "temperature": [0.96, 0.94, 0.97, 0.95], "vector": [v - 0.1 for v in top]}
+    records = [rec(k, s, 0.1, v) for k, vals in acc.items() for s, v in enumerate(vals)]
+    rows = {
+        r.method["calibrator"]: r.entries["accuracy"]
+        for r in build_table(get_task("calibration"), records).rows
+    }
+    assert rows["none"].best or rows["temperature"].best
+    assert rows["none"].bold and rows["temperature"].bold and not rows["vector"].bold
+
+
+def test_rows_show_display_names_in_latex_and_html(tmp_path):
+    from bench.report.render_html import render_html
+    from bench.report.tables import display_label
+
+    assert display_label({"classifier": "cnn", "calibrator": "temperature"}) == (
+        "classifier=cnn · Temperature scaling"
+    )
+    assert display_label({"loss": "-", "miner": "-"}) == "loss=- · miner=-"
+    assert display_label({"quantizer": "-", "loss": "ntxent"}) == "NT-Xent"
+    section = TaskSection(name="calibration", table=table(), timing=[], seeds=[0, 1, 2, 3])
+    data = ReportData(run_id="r", env={}, sections=[section], n_ok=1, n_failed=0)
+    assert "classifier=cnn $\\cdot$ Temperature scaling &" in render_latex(data)
+    page = render_html(data, tmp_path)
+    assert "classifier=cnn · Temperature scaling</td>" in page
+    assert '<div class="scroll"><table class="results">' in page
+    assert "td.num{white-space:nowrap}" in page and 'class="num best"' in page
+
+
+class _StubTask:
+    """A task of many rows whose display names hold LaTeX-special characters."""
+
+    name = "stub_long"
+    title = "A long table: 50% of #1 & more_of it"
+    table_metrics = ["ece", "accuracy"]
+    headline = "ece"
+    baseline = {"stub_display": "m0"}
+
+    def baseline_of(self, method):
+        return None if method["stub_display"] == "m0" else {"stub_display": "m0"}
+
+    def item_forms(self, config):
+        return {}
+
+
+def _long_table(monkeypatch, n_rows=30):
+    """``n_rows`` stub methods registered with display names, in copies of the registry that
+    the test's monkeypatch restores (nothing leaks into other tests)."""
+    from bench import registry
+
+    registry.load_all()
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_DISPLAY", dict(registry._DISPLAY))
+    for i in range(n_rows):
+        registry.register("stub_display", f"m{i}", display=f"Method_{i} & 50% #{i}")(
+            type(f"Stub{i}", (), {})
+        )
+    records = [
+        Record(
+            run_id="r",
+            task="stub_long",
+            method={"stub_display": f"m{i}"},
+            config={},
+            seed=s,
+            scale="quick",
+            metrics={"ece": 0.1 + 0.001 * i + 0.002 * s, "accuracy": 0.9 - 0.001 * i},
+            cell_key=f"m{i}-{s}",
+        )
+        for i in range(n_rows)
+        for s in range(2)
+    ]
+    return build_table(_StubTask(), records)
+
+
+def test_long_tables_are_split_with_continued_captions(monkeypatch):
+    t = _long_table(monkeypatch, 30)
+    section = TaskSection(name="stub_long", table=t, timing=[], seeds=[0, 1])
+    tex = render_latex(ReportData(run_id="r", env={}, sections=[section], n_ok=1, n_failed=0))
+    assert tex.count("\\begin{table}") == 2 and tex.count("(continued)}") == 1
+    assert tex.count("\\label{tab:stub-long}") == 1
+    assert "Method\\_3 \\& 50\\% \\#3" in tex and "50\\% of \\#1 \\& more\\_of it" in tex
+    assert tex.count(" \\\\\n") == 2 * 1 + 30  # header rows of both parts + every row once
+
+
+def test_tables_tex_compiles_with_pdflatex(tmp_path, monkeypatch):
+    """tables.tex compiles: a document that inputs it (booktabs, textcomp, graphicx) runs
+    through pdflatex with no error and no overfull box, with a table long enough to be split
+    and display names holding LaTeX-special characters (_ & % #). Skipped without TeX."""
     import shutil
     import subprocess
 
@@ -144,6 +263,9 @@ def test_tables_tex_compiles_with_pdflatex(tmp_path):
         TaskSection(name=name, table=t, timing=[], seeds=[0, 1, 2, 3])
         for name in ("calibration", "digits_metric")
     ]
+    sections.append(
+        TaskSection(name="stub_long", table=_long_table(monkeypatch, 60), timing=[], seeds=[0, 1])
+    )
     data = ReportData(run_id="run_1", env={}, sections=sections, n_ok=12, n_failed=0)
     (tmp_path / "tables.tex").write_text(render_latex(data))
     (tmp_path / "doc.tex").write_text(
@@ -157,5 +279,11 @@ def test_tables_tex_compiles_with_pdflatex(tmp_path):
         text=True,
         timeout=120,
     )
-    errors = [line for line in done.stdout.splitlines() if line.startswith("!")]
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    errors = [line for line in log.splitlines() if line.startswith("!")]
+    overfull = [
+        line for line in log.splitlines() if line.startswith(("Overfull", "Underfull \\vbox"))
+    ]
     assert done.returncode == 0 and not errors, "\n".join(errors) or done.stdout[-2000:]
+    assert not overfull, "\n".join(overfull)
+    assert (tmp_path / "tables.tex").read_text().count("(continued)}") == 2  # 60 rows: 3 parts
