@@ -15,6 +15,7 @@ from pathlib import Path
 from bench import (
     compare_command,
     data_command,
+    findings_command,
     harness,
     overrides,
     registry,
@@ -30,7 +31,7 @@ from bench.sweep import SUITES, SweepSummary, default_run_dir, expand, parse_met
 from bench.sweep_file import expand_sweep, load_sweep
 from bench.tasks.base import RunContext
 
-SUBCOMMANDS = ("run", "report", "compare", "calibrate", "data", "speed")
+SUBCOMMANDS = ("run", "report", "compare", "calibrate", "data", "speed", "findings")
 
 
 class UsageError(Exception):
@@ -152,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         )  # fmt: skip
 
     data_command.add_parser(sub)
+    findings_command.add_parser(sub)
 
     cal = sub.add_parser("calibrate", help="calibrate your own model's logits (.npz)")
     cal.add_argument(
@@ -200,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_calibrate(args)
         if args.command == "data":
             return data_command.run(args)
+        if args.command == "findings":
+            return findings_command.run(args)
         if args.command == "speed":
             from bench.speed import command as speed_command
 

@@ -11,6 +11,7 @@ from bench import registry
 from bench.metrics import TIMING_UNITS
 from bench.report.dataset_cards import card_section
 from bench.report.figures import FORMATS, Figure
+from bench.report.findings import evaluate_run
 from bench.report.tables import (
     Table,
     build_table,
@@ -45,6 +46,7 @@ class ReportData:
     sections: list[TaskSection]
     n_ok: int
     n_failed: int
+    findings: list = field(default_factory=list)  # bench.report.findings.Result
 
 
 def build_report_data(
@@ -86,6 +88,7 @@ def build_report_data(
         sections=sections,
         n_ok=sum(r.status == "ok" for r in records),
         n_failed=sum(r.status != "ok" for r in records),
+        findings=evaluate_run(run_dir, records),
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import markdown  # type: ignore[import-untyped, unused-ignore]  # no stubs here
 from markupsafe import Markup
 
+from bench.report import findings
 from bench.report.baseline_tests import HEADER, power_line, tests_cells, tests_intro
 from bench.report.model import ReportData, TaskSection, table_view
 from bench.report.render_markdown import LEGEND, column_title
@@ -143,4 +144,8 @@ def render_html(data: ReportData, run_dir: Path) -> str:
         metric_title=metric_title,
         legend=legend,
         sections=[_section(s, run_dir) for s in data.sections],
+        findings_intro=findings.INTRO,
+        findings_head=findings.HEAD,
+        findings_rows=[[c.replace("`", "") for c in row] for row in findings.rows(data.findings)],
+        findings_notes=[(r.finding.id, r.note_text().replace("`", "")) for r in data.findings],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench.report.baseline_tests import power_line, tests_markdown
+from bench.report.findings import findings_markdown
 from bench.report.model import ReportData, TaskSection, table_view
 from bench.report.summary import summary_markdown
 from bench.report.tables import DETERMINISTIC, SIGNIFICANCE, fmt, header
@@ -54,6 +55,7 @@ def render_markdown(data: ReportData) -> str:
         "",
     ]
     out += summary_markdown(data)
+    out += findings_markdown(data.findings)
     for section in data.sections:
         out += [
             f"## {section.table.title}",
