@@ -265,6 +265,7 @@ def cmd_run(args) -> int:
         }
     sets = args.set + overrides.upstream_sets(cells, args.upstream)
     cells, invocation["set"] = overrides.apply_sets(cells, sets), sets
+    overrides.check_upstreams(cells)
     if args.dry_run:
         for cell in cells:
             print(f"{cell.label}  scale={cell.scale}")

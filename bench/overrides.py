@@ -110,3 +110,14 @@ def apply_sets(cells: list[Cell], items: list[str]) -> list[Cell]:
             _set_dotted(config, key, value, f"--set {cell.task}")
         out.append(replace(cell, config=config))
     return out
+
+
+def check_upstreams(cells: list[Cell]) -> None:
+    """Every ``frontend=hf`` cell names a usable checkpoint folder, checked before the first
+    cell runs (a missing ``--upstream`` is a usage error, not a failed cell)."""
+    hf = {str(c.config.get("upstream", "")) for c in cells if c.method.get("frontend") == "hf"}
+    if hf:
+        from bench.models.hf_upstream import check_upstream
+
+        for upstream in sorted(hf):
+            check_upstream(upstream)

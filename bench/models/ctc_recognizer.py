@@ -186,7 +186,7 @@ def fine_tune(
 
 
 @torch.no_grad()
-def log_probs_of(model: CTCRecognizer, wav: np.ndarray, device: torch.device) -> torch.Tensor:
+def log_probs_of(model: nn.Module, wav: np.ndarray, device: torch.device) -> torch.Tensor:
     """(T, V+1) float CPU log-probabilities of one utterance (eval mode, no masking)."""
     model.eval()
     return model(torch.from_numpy(wav).unsqueeze(0).to(device))[0].float().cpu()
@@ -204,7 +204,7 @@ def greedy_tokens(log_probs: torch.Tensor, vocab: Sequence[str]) -> list[str]:
 
 @torch.no_grad()
 def transcribe(
-    model: CTCRecognizer,
+    model: nn.Module,
     audio: Sequence[np.ndarray],
     tokens: list[str],
     lm: NgramLM,

@@ -36,6 +36,7 @@ class MetricConfig:
     lr: float = 1e-3  # Adam
     proxy_lr_mult: float = 10.0  # proxies learn faster (Proxy-Anchor uses 100x)
     eval_every: int = 25  # steps between points of the valid Recall@1 curve
+    upstream: str = ""  # frontend=hf: a local transformers checkpoint folder (--upstream)
 
     def validate(self) -> None:
         if min(self.steps, self.classes_per_batch, self.crop_frames, self.eval_every) < 1:
@@ -61,14 +62,19 @@ def train_speech_encoder(
     ctx: RunContext,
     *,
     loss_params: dict[str, Any] | None,
-    valid_recall: Callable[[Encoder], float],
+    valid_recall: Callable[[Any], float],
+    make_encoder: Callable[[], Any] | None = None,
 ) -> tuple[Encoder, dict[str, list], dict[str, float | None]]:
     """Train (``loss`` None: only build) the encoder on ``feats`` with class indices
     ``labels`` (0..C−1). ``valid_recall(model)`` is the curve ``valid_recall_at_1``, at
     step 1, every ``eval_every`` steps and the last (at step 0 only, untrained).
+    ``make_encoder()`` builds the encoder (default: the log-mel one, ``n_mels`` inputs).
     Returns the model, its curves and its timing."""
     device = ctx.device
-    model = Encoder(config.n_mels, config.channels, config.embedding_dim)
+    if make_encoder is None:
+        model = Encoder(config.n_mels, config.channels, config.embedding_dim)
+    else:
+        model = make_encoder()
     model = model.normalise_with(feats).to(device)
     if loss is None:
         return model, {"step": [0], "valid_recall_at_1": [valid_recall(model)]}, {}

@@ -9,8 +9,10 @@ network after pre-training as in the SSL task, by the same recipe. Decoding is g
 and beam search with a word n-gram LM built from the training transcripts. The embedded
 corpus's sentences all come from one template grammar, so the LM's gain there reflects
 that grammar, not general language knowledge. The labeled-data amount is an axis of the
-grid. Per item: word and character edits and reference lengths per utterance, greedy and
-with LM.
+grid. ``frontend=hf`` (``--upstream PATH``) keeps a pretrained upstream of your own frozen
+and trains a small downstream on the learned weighted sum of its layers instead
+(bench.models.hf_asr). Per item: word and character edits and reference lengths per
+utterance, greedy and with LM.
 
 English runs on the embedded corpus, or on LibriSpeech with ``--data librispeech=PATH``
 (train subsets for fine-tuning, dev-clean as dev, test-clean and test-other as tests);
@@ -32,7 +34,9 @@ from bench.data import synthetic, unlabeled_pool
 from bench.data.asr_splits import Subset, embedded_splits, labeled_subset, librispeech_splits
 from bench.data.text_norm import alphabet, characters, normalize
 from bench.metrics.asr import rate_forms, rate_from_counts, word_char_edits
-from bench.models.ctc_recognizer import CTCRecognizer, FinetuneConfig, fine_tune, transcribe
+from bench.models.ctc_recognizer import FinetuneConfig, transcribe
+from bench.models.hf_asr import NETWORKS, recogniser
+from bench.models.hf_upstream import hf_grid, upstream_data_identity
 from bench.models.ngram_lm import NgramLM
 from bench.models.pretraining import PRETRAIN_SCALES, PretrainConfig
 from bench.registry import register
@@ -54,6 +58,7 @@ class ASRConfig:
     lm_order: int = 3
     lm_weight: float = 0.5
     word_bonus: float = 0.5
+    upstream: str = ""  # frontend=hf: a local transformers checkpoint folder (--upstream)
 
     def validate(self) -> None:
         if self.steps < 1 or self.freeze_steps < 0 or self.beam_width < 1:
@@ -146,7 +151,12 @@ class ASRTask(Task):
     def data_identity(self, config: dict[str, Any]) -> Any:
         embedded = synthetic.identity(synthetic.ensure_corpus(config["corpus"]))
         pool = unlabeled_pool.pool_identity(config["pretraining"]["corpus"])
-        return {"embedded": embedded, "pretraining_pool": pool, **config.get("data", {})}
+        identity = {"embedded": embedded, "pretraining_pool": pool, **config.get("data", {})}
+        return upstream_data_identity(identity, config)
+
+    def grid(self, selected=None, scale: str = "quick") -> list[dict[str, str]]:
+        hf_fixed = {"quantizer": NONE, "objective": NONE}  # a frozen upstream of your own
+        return hf_grid(super().grid(selected, scale), self.baseline, hf_fixed, NETWORKS, self.name)
 
     def dataset_card(self, config: dict[str, Any]) -> str:
         return synthetic.card(synthetic.ensure_corpus(config["corpus"]))
@@ -194,24 +204,25 @@ class ASRTask(Task):
             quantizer=None if m["quantizer"] == NONE else m["quantizer"],
             objective=m["objective"],
             pretraining=pretraining,
+            upstream=config.upstream,
             ctx=ctx,
         )
         curves: dict[str, list] = {}
         if frontend.pretraining is not None:
             curves["pretrain_loss"] = frontend.pretraining["curves"]["pretrain_loss"]
-        if frontend.network is None:
-            raise ValueError(f"front end {m['frontend']!r} has no network to fine-tune")
-        model = CTCRecognizer(frontend.network, len(tokens)).to(ctx.device)
-        audio = Subset(train_split.audio, chosen)
-        tuned = fine_tune(
-            model,
-            audio,
+        lengths = [train_split.lengths[i] for i in chosen]
+        model, tuned = recogniser(
+            frontend,
+            m["frontend"],
+            len(tokens),
+            Subset(train_split.audio, chosen),
             targets,
             config.finetuning(),
             ctx,
-            desc="fine-tune chars",
-            lengths=[train_split.lengths[i] for i in chosen],
+            lengths,
         )
+        if (weights := getattr(model, "featurize", None)) is not None:
+            curves["layer_weights"] = weights.layer_weights()
         curves["finetune_loss"] = tuned.curves["finetune_loss"]
         timing = dict(tuned.timing)
         items: Items = {}

@@ -8,7 +8,10 @@ augmentation (methods/augment.py: none, noise, speed, specaugment), applied to e
 training crop, and is scored on three versions of the same test utterances: clean, noisy
 (coloured noise at ``test_snr_db``, seeded independently of the cell's seed so every cell
 sees the same test set) and speed-changed (``test_speed``, which also shifts the pitch).
-Baseline: none.
+Baseline: none. With ``frontend=hf`` the encoder reads the learned weighted sum of a frozen
+pretrained upstream's layers (bench.models.hf_upstream) instead of log-mel; the upstream
+runs on every augmented training crop (augmented audio cannot be cached) and a feature-
+domain augmentation masks every layer alike.
 
 Per item: each test utterance's label and, per condition, its prediction and correctness.
 """
@@ -16,6 +19,7 @@ Per item: each test utterance's label and, per condition, its prediction and cor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +31,9 @@ from bench.data.seen_speakers import load_audio, seen_speaker_splits
 from bench.metrics import weighted
 from bench.models.batching import class_indices
 from bench.models.frontends import LogMel
-from bench.models.speaker_encoder import Encoder, pad
+from bench.models.hf_upstream import flatten_layers, hf_grid, train_batch, upstream_data_identity
+from bench.models.logmel_features import FRONTENDS, InputFeatures, layer_weights
+from bench.models.speaker_encoder import pad
 from bench.registry import register
 from bench.store import Cell
 from bench.tasks.base import CellResult, RunContext, Task, product
@@ -53,6 +59,7 @@ class AugmentConfig:
     eval_every: int = 50  # steps between points of the train-loss / test-accuracy curve
     test_snr_db: float = 5.0  # noisy test set
     test_speed: float = 1.15  # speed-changed test set (pitch and tempo × 1.15)
+    upstream: str = ""  # frontend=hf: a local transformers checkpoint folder (--upstream)
 
     def validate(self) -> None:
         if min(self.steps, self.batch_size, self.crop_frames, self.eval_every) < 1:
@@ -66,13 +73,13 @@ SCALE_CONFIGS = {
     "default": {"corpus": "default", "steps": 400, "eval_every": 100},
     "full": {"corpus": "full", "steps": 3000, "eval_every": 500},
 }
-ROWS = product(augment=("none", "noise", "speed", "specaugment"))
+ROWS = product(frontend="logmel", augment=("none", "noise", "speed", "specaugment"))
 
 
 class Classifier(nn.Module):
-    def __init__(self, config: AugmentConfig, n_classes: int) -> None:
+    def __init__(self, config: AugmentConfig, n_classes: int, encoder: nn.Module) -> None:
         super().__init__()
-        self.encoder = Encoder(config.n_mels, config.channels, config.embedding_dim)
+        self.encoder: Any = encoder
         self.head = nn.Linear(config.embedding_dim, n_classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -115,7 +122,7 @@ class AugmentTask(Task):
     """Augmentation ablation (none/noise/speed/specaugment) -> clean and shifted accuracy."""
 
     title = "Data augmentation ablation: tone-of-voice accuracy, clean vs shifted test audio"
-    families = ("augment",)
+    families = ("frontend", "augment")
     rows = {scale: ROWS for scale in SCALE_CONFIGS}
     baseline = {"augment": "none"}
     table_metrics = ("acc_clean", "acc_noisy", "acc_speed")
@@ -125,8 +132,18 @@ class AugmentTask(Task):
     def config(self, scale: str) -> dict:
         return scale_config(AugmentConfig, SCALE_CONFIGS, scale)
 
+    def grid(self, selected=None, scale: str = "quick") -> list[dict[str, str]]:
+        return hf_grid(super().grid(selected, scale), self.baseline, None, FRONTENDS, self.name)
+
+    def data_identity(self, config: dict) -> Any:
+        return upstream_data_identity(super().data_identity(config), config)
+
     def run(self, cell: Cell, ctx: RunContext) -> CellResult:
         config = build_config(AugmentConfig, cell.config)
+        inputs = InputFeatures(
+            cell.method.get("frontend", "logmel"), config.n_mels, config.upstream, ctx
+        )
+        up = inputs.upstream
         device = ctx.device
         utts, audio = load_audio(config.corpus)
         labels, classes = class_indices([u.prosody for u in utts])
@@ -134,14 +151,21 @@ class AugmentTask(Task):
         train_audio = [audio[i] for i in parts["train"]]
         y_train, y_test = labels[parts["train"]], labels[parts["test"]]
         logmel = LogMel(n_mels=config.n_mels)
+
+        def feats_of(waves: list[torch.Tensor]) -> list[torch.Tensor]:
+            if up is None:
+                return [logmel(a) for a in waves]
+            return [flatten_layers(s) for s in up.hidden_states(waves)]
+
         tests = {
-            k: [logmel(a) for a in v]
+            k: feats_of(v)
             for k, v in shifted_test_sets([audio[i] for i in parts["test"]], config).items()
         }
         rng = ctx.rng()
         augmentation = registry.build("augment", cell.method["augment"])
-        model = Classifier(config, len(classes))
-        model.encoder.normalise_with([logmel(a) for a in train_audio])  # clean-train frames
+        encoder = inputs.encoder(config.channels, config.embedding_dim)
+        model = Classifier(config, len(classes), encoder)
+        model.encoder.normalise_with(feats_of(train_audio))  # clean-train frames
         model = model.to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         n_samples = config.crop_frames * HOP
@@ -155,11 +179,15 @@ class AugmentTask(Task):
                 wave = crop_wave(train_audio[i], int(n_samples * 1.2), rng)
                 if augmentation.domain == "wave":
                     wave = augmentation(wave, rng)
+                if up is not None:  # the upstream runs on the whole batch below
+                    batch.append(crop_wave(wave, n_samples, rng))
+                    continue
                 feat = logmel(crop_wave(wave, n_samples, rng))[: config.crop_frames]
                 if augmentation.domain == "spec":
                     feat = augmentation(feat, rng)
                 batch.append(feat)
-            x = torch.stack(batch).to(device)
+            x = torch.stack(batch) if up is None else train_batch(up, batch, augmentation, rng)
+            x = x.to(device)
             y = torch.as_tensor(y_train[idx]).to(device)
             with ctx.autocast():
                 logits = model(x, torch.full((len(idx),), x.shape[1], device=device))
@@ -186,6 +214,8 @@ class AugmentTask(Task):
         metrics = self.metrics_from_items({"test": test}, cell.config)
         metrics["parameters"] = sum(p.numel() for p in model.parameters())
         curves = {**result.curves, "classes": classes}
+        if (weights := layer_weights(model.encoder)) is not None:
+            curves["layer_weights"] = weights
         return CellResult(
             metrics=metrics, curves=curves, timing=result.timing, items={"test": test}
         )

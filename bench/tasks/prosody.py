@@ -7,13 +7,17 @@ English and Latvian) are divided 60/20/20 into train/valid/test by a fixed seede
 permutation (bench.data.seen_speakers). On the frozen, L2-normalised embeddings a linear
 softmax classifier is fitted to the train part; the registered calibrators "none" and
 "temperature" (Guo et al. 2017) are fitted on the valid logits and scored on the test
-logits: accuracy, macro-F1, ECE before and after temperature scaling, NLL after.
+logits: accuracy, macro-F1, ECE before and after temperature scaling, NLL after. With
+``frontend=hf`` the encoder reads the learned weighted sum of a frozen pretrained
+upstream's layers (bench.models.hf_upstream) instead of log-mel.
 
 Per item: each test utterance's label, prediction, correctness and confidence before and
 after temperature scaling, and its NLL after.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,8 +31,9 @@ from bench.metrics import weighted
 from bench.metrics.calibration import calibration_items, ece_from_items
 from bench.metrics.retrieval import recall_at_1
 from bench.models.batching import class_indices
+from bench.models.hf_upstream import hf_grid, upstream_data_identity
 from bench.models.linear_probe import fit_linear
-from bench.models.logmel_features import features
+from bench.models.logmel_features import FRONTENDS, InputFeatures, layer_weights
 from bench.models.speaker_encoder import embed
 from bench.models.speech_metric import SCALE_CONFIGS, MetricConfig, train_speech_encoder
 from bench.registry import register
@@ -54,7 +59,7 @@ ALL_MINERS = [  # full: every miner of the triplet loss
 
 
 def with_targets(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    return [{**r, "target": t} for t in TARGETS for r in rows]
+    return [{"frontend": "logmel", **r, "target": t} for t in TARGETS for r in rows]
 
 
 def optional(name: str) -> str | None:
@@ -67,7 +72,7 @@ class ProsodyTask(Task):
     """Tone-of-voice and speaker-ID classification on seen speakers with each loss."""
 
     title = "Tone of voice and speaker ID on seen speakers: accuracy, macro-F1, calibration"
-    families = ("loss", "miner", "target")
+    families = ("frontend", "loss", "miner", "target")
     axes = {"target": TARGETS}
     rows = {
         "quick": with_targets(LOSS_ROWS),
@@ -82,12 +87,21 @@ class ProsodyTask(Task):
     def config(self, scale: str) -> dict:
         return scale_config(MetricConfig, SCALE_CONFIGS, scale)
 
+    def grid(self, selected=None, scale: str = "quick") -> list[dict[str, str]]:
+        return hf_grid(super().grid(selected, scale), self.baseline, None, FRONTENDS, self.name)
+
+    def data_identity(self, config: dict) -> Any:
+        return upstream_data_identity(super().data_identity(config), config)
+
     def run(self, cell: Cell, ctx: RunContext) -> CellResult:
         config = build_config(MetricConfig, cell.config)
+        inputs = InputFeatures(
+            cell.method.get("frontend", "logmel"), config.n_mels, config.upstream, ctx
+        )
         utts: list = []
         feats: list[torch.Tensor] = []
         for split in synthetic.SPLITS:
-            u, f = features(config.corpus, split, config.n_mels)
+            u, f = inputs.split(config.corpus, split)
             utts, feats = utts + u, feats + f
         target = cell.method["target"]
         labels, classes = class_indices(
@@ -105,6 +119,7 @@ class ProsodyTask(Task):
             ctx,
             loss_params=LOSS_PARAMS.get(cell.method["loss"]),
             valid_recall=lambda m: recall_at_1(embed(m, sub["valid"], ctx.device), y["valid"]),
+            make_encoder=lambda: inputs.encoder(config.channels, config.embedding_dim),
         )
         emb = {k: embed(model, v, ctx.device) for k, v in sub.items()}
         head = fit_linear(emb["train"], y["train"], len(classes), ctx.generator())
@@ -130,6 +145,8 @@ class ProsodyTask(Task):
             test["label"], test["pred"], labels=list(range(len(classes)))
         ).tolist()
         curves["classes"] = classes
+        if (weights := layer_weights(model)) is not None:
+            curves["layer_weights"] = weights
         return CellResult(metrics=metrics, curves=curves, timing=timing, items={"test": test})
 
     def item_forms(self, config) -> dict[str, weighted.ItemForm]:

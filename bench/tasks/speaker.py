@@ -15,6 +15,8 @@ neighbour, its AP@R, its k-means cluster) and each verification trial (score, ta
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from bench import harness
@@ -22,7 +24,8 @@ from bench.config import build_config, scale_config
 from bench.metrics import weighted
 from bench.metrics.retrieval import recall_at_1, retrieval_items, retrieval_metrics_from_items
 from bench.models.batching import class_indices
-from bench.models.logmel_features import features
+from bench.models.hf_upstream import hf_grid, upstream_data_identity
+from bench.models.logmel_features import FRONTENDS, InputFeatures, layer_weights
 from bench.models.speaker_encoder import embed
 from bench.models.speech_metric import SCALE_CONFIGS, MetricConfig, train_speech_encoder
 from bench.registry import register
@@ -31,7 +34,7 @@ from bench.tasks.base import NONE, CellResult, RunContext, Task
 
 LOSS_PARAMS = {"proxy_nca": {"scale": 8.0}}  # Proxy-NCA++'s softmax scale (1/τ, τ ≈ 1/9)
 UNTRAINED = {"loss": NONE, "miner": NONE}  # random init, no training
-ROWS = [
+LOSSES = [
     UNTRAINED,
     {"loss": "contrastive", "miner": NONE},
     {"loss": "ntxent", "miner": NONE},
@@ -39,6 +42,7 @@ ROWS = [
     {"loss": "proxy_nca", "miner": NONE},
     {"loss": "proxy_anchor", "miner": NONE},
 ]
+ROWS = [{"frontend": "logmel", **r} for r in LOSSES]
 
 
 def optional(name: str) -> str | None:
@@ -51,7 +55,7 @@ class SpeakerTask(Task):
     """Speaker embeddings (losses x miners) -> Recall@1, MAP@R, NMI, EER on unseen speakers."""
 
     title = "Speaker embeddings by metric learning: retrieval and verification, unseen speakers"
-    families = ("loss", "miner")
+    families = ("frontend", "loss", "miner")
     rows = {scale: ROWS for scale in SCALE_CONFIGS}
     baseline = UNTRAINED
     table_metrics = ("recall_at_1", "map_at_r", "nmi", "eer")
@@ -61,11 +65,20 @@ class SpeakerTask(Task):
     def config(self, scale: str) -> dict:
         return scale_config(MetricConfig, SCALE_CONFIGS, scale)
 
+    def grid(self, selected=None, scale: str = "quick") -> list[dict[str, str]]:
+        return hf_grid(super().grid(selected, scale), self.baseline, None, FRONTENDS, self.name)
+
+    def data_identity(self, config: dict) -> Any:
+        return upstream_data_identity(super().data_identity(config), config)
+
     def run(self, cell: Cell, ctx: RunContext) -> CellResult:
         config = build_config(MetricConfig, cell.config)
-        utts, feats = features(config.corpus, "train", config.n_mels)
+        inputs = InputFeatures(
+            cell.method.get("frontend", "logmel"), config.n_mels, config.upstream, ctx
+        )
+        utts, feats = inputs.split(config.corpus, "train")
         labels, _ = class_indices([u.speaker for u in utts])
-        v_utts, v_feats = features(config.corpus, "valid", config.n_mels)
+        v_utts, v_feats = inputs.split(config.corpus, "valid")
         v_labels = [u.speaker for u in v_utts]
         model, curves, timing = train_speech_encoder(
             optional(cell.method["loss"]),
@@ -76,8 +89,9 @@ class SpeakerTask(Task):
             ctx,
             loss_params=LOSS_PARAMS.get(cell.method["loss"]),
             valid_recall=lambda m: recall_at_1(embed(m, v_feats, ctx.device), v_labels),
+            make_encoder=lambda: inputs.encoder(config.channels, config.embedding_dim),
         )
-        t_utts, t_feats = features(config.corpus, "test", config.n_mels)
+        t_utts, t_feats = inputs.split(config.corpus, "test")
         t_labels = [u.speaker for u in t_utts]
         emb = embed(model, t_feats, ctx.device)
         eval_t = harness.time_fn(
@@ -88,6 +102,8 @@ class SpeakerTask(Task):
         metrics["parameters"] = sum(p.numel() for p in model.parameters())
         curves["test_pca"] = pca_2d(emb)  # for the figure
         curves["test_speakers"] = t_labels
+        if (weights := layer_weights(model)) is not None:
+            curves["layer_weights"] = weights
         timing["eval_samples_per_s"] = len(t_feats) / (eval_t.median_ms / 1e3)
         return CellResult(metrics=metrics, curves=curves, timing=timing, items=items)
 

@@ -9,7 +9,9 @@ weights the pre-trained networks started from and gets the same labeled subset, 
 paired difference is what pre-training bought. Secondary, at "all": SUPERB's frozen probe
 (a learned weighted sum of layers, 20 ms for every front end, 3 seeded starts averaged),
 with log-mel and MFCC probed at 20 ms too. Per quantizer: the codes' perplexity, usage,
-adjacent-frame agreement and phone information on the test frames.
+adjacent-frame agreement and phone information on the test frames. ``frontend=hf`` probes
+a frozen pretrained upstream of your own (``--upstream PATH``, bench.models.hf_upstream),
+at "all" only: it is not pre-trained or fine-tuned here.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bench.metrics import weighted
 from bench.metrics.asr import rate_from_counts
 from bench.models.ctc_probe import ProbeConfig
 from bench.models.ctc_recognizer import FinetuneConfig
+from bench.models.hf_upstream import hf_grid, upstream_data_identity
 from bench.models.pretraining import PRETRAIN_SCALES, PretrainConfig, pretrain_key
 from bench.models.ssl_evaluation import (
     Split,
@@ -55,6 +58,7 @@ class SSLConfig(PretrainConfig):
     probe_lr: float = 3e-3
     probe_window_ms: float = 100.0  # the conv probe sees this much context (20 ms frames)
     probe_starts: int = 3  # seeded probe starts, averaged
+    upstream: str = ""  # frontend=hf: a local transformers checkpoint folder (--upstream)
 
     def validate(self) -> None:
         super().validate()
@@ -147,7 +151,12 @@ class SSLPhonemeTask(Task):
         return scale_config(SSLConfig, SCALE_CONFIGS, scale)
 
     def data_identity(self, config: dict[str, Any]) -> Any:
-        return unlabeled_pool.pool_identity(config["corpus"])  # holds the corpus's identity
+        pool = unlabeled_pool.pool_identity(config["corpus"])  # holds the corpus's identity
+        return upstream_data_identity(pool, config)
+
+    def grid(self, selected=None, scale: str = "quick") -> list[dict[str, str]]:
+        hf_fixed = {"quantizer": NONE, "objective": NONE, "labeled": "all"}  # probe only
+        return hf_grid(super().grid(selected, scale), self.baseline, hf_fixed)
 
     def dataset_card(self, config: dict[str, Any]) -> str | None:
         corpus = synthetic.card(synthetic.ensure_corpus(config["corpus"]))
@@ -175,11 +184,12 @@ class SSLPhonemeTask(Task):
             quantizer=None if m["quantizer"] == NONE else m["quantizer"],
             objective=m["objective"],
             pretraining=pretraining_of(config),
+            upstream=config.upstream,
             ctx=ctx,
         )
         items: Items = {}
         result = CellResult({}, items=items)
-        network = frontend.network if m["frontend"] != "logmel" else None
+        network = frontend.network if m["frontend"] not in ("logmel", "hf") else None
         if network is not None:
             train = splits["train"]
             lengths = [len(a) for a in train.audio]

@@ -7,6 +7,8 @@ until it gets a case here (its context and one call of its contract).
 
 from __future__ import annotations
 
+import functools
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -126,6 +128,22 @@ def _frontend(method) -> None:
     assert frames <= {24, 25}, frames  # 0.5 s at 20 ms frames, for every front end
 
 
+@functools.cache
+def _tiny_upstream() -> str:
+    """The ``upstream`` context of ``frontend/hf``: a tiny random wav2vec2 saved once per
+    process (its conv strides make 20 ms frames, like the real ones)."""
+    transformers = pytest.importorskip("transformers")
+    folder = tempfile.mkdtemp(prefix="contract_w2v2_")
+    config = transformers.Wav2Vec2Config(
+        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+        num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2, conv_dim=(16, 16, 16),
+        conv_kernel=(10, 8, 4), conv_stride=(5, 8, 8),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    transformers.Wav2Vec2Model(config).save_pretrained(folder)
+    return folder
+
+
 def _task(task) -> None:
     for scale in task.rows:
         rows = task.grid(scale=scale)
@@ -178,6 +196,7 @@ def _contexts(tmp: Path) -> dict[str, tuple[dict, Callable]]:
                 "objective": "contrastive",
                 "pretraining": pretraining,
                 "ctx": ctx,
+                "upstream": _tiny_upstream() if "hf" in registry.names("frontend") else "",
             },
             _frontend,
         ),

@@ -25,6 +25,7 @@ TINY = {
     "embedding_dim": 8,
     "eval_every": 2,
 }
+LOGMEL = {"frontend": "logmel"}
 
 
 @pytest.fixture
@@ -40,20 +41,23 @@ def test_grid_is_the_augmentations_against_none():
     task = get_task("augment")
     rows = task.grid(scale="quick")
     assert [r["augment"] for r in rows] == ["none", "noise", "speed", "specaugment"]
-    assert task.baseline_of({"augment": "speed"}) == {"augment": "none"}
-    assert task.grid({"augment": ["noise"]}) == [{"augment": "none"}, {"augment": "noise"}]
+    assert task.baseline_of({**LOGMEL, "augment": "speed"}) == {**LOGMEL, "augment": "none"}
+    assert task.grid({"augment": ["noise"]}) == [
+        {**LOGMEL, "augment": "none"},
+        {**LOGMEL, "augment": "noise"},
+    ]
 
 
 @pytest.mark.parametrize("name", ["none", "speed", "specaugment"])
 def test_cell_is_deterministic_and_its_metrics_come_from_its_items(
     name, tiny_setup, check_task_cell
 ):
-    check_task_cell("augment", {"augment": name}, TINY, tiny_setup)
+    check_task_cell("augment", {**LOGMEL, "augment": name}, TINY, tiny_setup)
 
 
 def test_items_score_each_test_utterance_in_each_condition(tiny_setup):
     task = get_task("augment")
-    cell = Cell("augment", {"augment": "noise"}, 0, "quick", TINY)
+    cell = Cell("augment", {**LOGMEL, "augment": "noise"}, 0, "quick", TINY)
     result = task.run(cell, RunContext(device=torch.device("cpu"), quiet=True).for_cell(0))
     test = result.items["test"]
     assert len(test["item_id"]) == len(set(test["item_id"])) == 10  # 1 of 3 per speaker

@@ -68,8 +68,8 @@ def test_seen_speaker_split_puts_every_speaker_in_every_part():
 @pytest.mark.parametrize(
     "method",
     [
-        {"loss": "-", "miner": "-", "target": "tone"},
-        {"loss": "triplet", "miner": "semihard", "target": "speaker"},
+        {"frontend": "logmel", "loss": "-", "miner": "-", "target": "tone"},
+        {"frontend": "logmel", "loss": "triplet", "miner": "semihard", "target": "speaker"},
     ],
 )
 def test_cell_is_deterministic_and_its_metrics_come_from_its_items(
@@ -80,7 +80,8 @@ def test_cell_is_deterministic_and_its_metrics_come_from_its_items(
 
 def test_items_are_the_test_utterances(tiny_setup):
     task = get_task("prosody")
-    cell = Cell("prosody", {"loss": "ntxent", "miner": "-", "target": "tone"}, 0, "quick", TINY)
+    method = {"frontend": "logmel", "loss": "ntxent", "miner": "-", "target": "tone"}
+    cell = Cell("prosody", method, 0, "quick", TINY)
     result = task.run(cell, RunContext(device=torch.device("cpu"), quiet=True).for_cell(0))
     test = result.items["test"]
     n = len(test["item_id"])

@@ -29,7 +29,8 @@ TINY = {
     "embedding_dim": 8,
     "eval_every": 2,
 }
-UNTRAINED = {"loss": "-", "miner": "-"}
+LOGMEL = {"frontend": "logmel"}
+UNTRAINED = {**LOGMEL, "loss": "-", "miner": "-"}
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def test_grid_has_every_loss_and_miner_and_keeps_the_baseline():
         "proxy_anchor",
     }
     narrowed = task.grid({"loss": ["triplet"], "miner": ["hardest"]}, scale="quick")
-    assert narrowed == [UNTRAINED, {"loss": "triplet", "miner": "hardest"}]
+    assert narrowed == [UNTRAINED, {**LOGMEL, "loss": "triplet", "miner": "hardest"}]
     assert task.baseline_of(narrowed[1]) == narrowed[0]
     assert task.baseline_of(narrowed[0]) is None
 
@@ -89,7 +90,11 @@ def test_encoder_pooling_ignores_padding():
 
 @pytest.mark.parametrize(
     "method",
-    [UNTRAINED, {"loss": "triplet", "miner": "random"}, {"loss": "proxy_nca", "miner": "-"}],
+    [
+        UNTRAINED,
+        {**LOGMEL, "loss": "triplet", "miner": "random"},
+        {**LOGMEL, "loss": "proxy_nca", "miner": "-"},
+    ],
 )
 def test_cell_is_deterministic_and_its_metrics_come_from_its_items(
     method, tiny_setup, check_task_cell
@@ -99,7 +104,7 @@ def test_cell_is_deterministic_and_its_metrics_come_from_its_items(
 
 def test_items_are_the_test_utterances_with_their_embeddings(tiny_setup):
     task = get_task("speaker")
-    cell = Cell("speaker", {"loss": "ntxent", "miner": "-"}, 0, "quick", TINY)
+    cell = Cell("speaker", {**LOGMEL, "loss": "ntxent", "miner": "-"}, 0, "quick", TINY)
     result = task.run(cell, RunContext(device=torch.device("cpu"), quiet=True).for_cell(0))
     test = result.items["test"]
     n = len(test["item_id"])
