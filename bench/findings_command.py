@@ -17,7 +17,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from bench.report.findings import evaluate_run, findings_markdown
+    from bench.report.findings import findings_markdown
+    from bench.report.findings_eval import evaluate_run
     from bench.store import latest_records, write_atomic
 
     run_dir: Path = args.run_dir

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from bench.report.templating import MD_ENV
 
@@ -279,31 +278,6 @@ def verdict_of(effect: float, p: float, expected: int) -> str:
     if not (math.isfinite(p) and math.isfinite(effect)) or p >= ALPHA or effect == 0:
         return INCONCLUSIVE
     return REPRODUCED if (effect > 0) == (expected > 0) else CONTRADICTED
-
-
-def evaluate(finding: Finding, run) -> Result:
-    """One finding on a ``finding_checks.RunData``."""
-    from bench.report import finding_checks, finding_curves
-
-    if not any(r.task == finding.task for r in run.records):
-        return Result(finding, NOT_RUN, notes=[f"task `{finding.task}` is not in this run"])
-    return (finding_checks.CHECKS | finding_curves.CHECKS)[finding.kind](finding, run)
-
-
-def evaluate_run(run_dir: str | Path, records=None) -> list[Result]:
-    """Every finding on the run folder (``records``: its latest records, if already read).
-    A check that fails on unexpected data is reported as inconclusive with the error, so the
-    rest of the report is still written."""
-    from bench.report.finding_checks import RunData
-
-    run = RunData(Path(run_dir), records)
-    out = []
-    for finding in FINDINGS:
-        try:
-            out.append(evaluate(finding, run))
-        except Exception as exc:  # noqa: BLE001 - one finding must not stop the report
-            out.append(Result(finding, INCONCLUSIVE, notes=[f"not evaluated: {exc!r}"]))
-    return out
 
 
 INTRO = (

@@ -11,7 +11,7 @@ from bench import registry
 from bench.metrics import TIMING_UNITS
 from bench.report.dataset_cards import card_section
 from bench.report.figures import FORMATS, Figure
-from bench.report.findings import evaluate_run
+from bench.report.findings_eval import evaluate_run
 from bench.report.tables import (
     Table,
     build_table,

@@ -18,10 +18,9 @@ from bench.report.findings import (
     INCONCLUSIVE,
     NOT_RUN,
     REPRODUCED,
-    evaluate,
-    evaluate_run,
     findings_markdown,
 )
+from bench.report.findings_eval import evaluate, evaluate_run
 from bench.store import Record, write_items
 
 BY_ID = {f.id: f for f in FINDINGS}
