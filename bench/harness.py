@@ -203,13 +203,16 @@ def count_flops(fn: Callable[[], object]) -> int:
 _PEAK_FLOPS: dict[tuple[str, str], float] = {}
 
 
-def measured_peak_flops(device: torch.device, amp: str = "off", size: int = 1024) -> float:
+def measured_peak_flops(device: torch.device, amp: str = "off", size: int | None = None) -> float:
     """Achievable FLOP/s of ``device``, measured once per process by a square matmul probe.
 
     MFU is reported against this measured peak rather than a datasheet figure, so that it
-    is meaningful on any CPU and GPU.
+    is meaningful on any CPU and GPU. The probe is 1024² on a CPU and 4096² on a GPU (a
+    1024² matmul is too small to reach a large GPU's peak, which would overstate MFU).
     """
     key = (str(device), amp)
+    if size is None:
+        size = 4096 if device.type == "cuda" else 1024
     if key not in _PEAK_FLOPS:
         dtype = AMP_DTYPES.get(amp, torch.float32) if device.type == "cuda" else torch.float32
         # its own generator: the global RNG a cell draws from must not depend on whether
