@@ -73,3 +73,9 @@ def test_upstream_is_a_set_for_each_task_that_takes_one(tmp_path):
     taking = [replace(c, config={**c.config, "upstream": ""}) for c in cells]
     (sets,) = upstream_sets(taking, tmp_path)
     assert apply_sets(taking, [sets])[0].config["upstream"] == str(tmp_path.resolve())
+
+
+def test_frontend_hf_without_an_upstream_is_a_usage_error(capsys):
+    argv = ["--suite", "quick", "--tasks", "speaker", "--methods", "frontend=hf", "--dry-run"]
+    assert main(argv) == 2
+    assert "frontend=hf needs --upstream PATH" in capsys.readouterr().err
