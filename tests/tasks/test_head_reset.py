@@ -152,4 +152,4 @@ def test_figure_draws_from_records(seeds, tmp_path):
     figs = draw_task_figures("head_reset", records, tmp_path, formats=("png",))
     assert [f.stem for f in figs] == ["head_reset_accuracy"]
     assert (tmp_path / "head_reset_accuracy.png").stat().st_size > 0
-    assert ("one seed" in figs[0].caption) == (seeds == 1)
+    assert ("1 seed, no interval" in figs[0].caption) == (seeds == 1)
