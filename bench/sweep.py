@@ -15,6 +15,7 @@ from bench import executors, harness, registry, tensorboard_log
 from bench.cells import run_cell
 from bench.context import RunContext
 from bench.data.checks import check_corpora
+from bench.eta import CellTimes
 from bench.store import Cell, RunStore, stable_hash, write_items
 from bench.tasks.base import get_task
 
@@ -150,10 +151,22 @@ def run_cells(
     summary.skipped = [c for c in cells if c.key in done]
     env = harness.capture_env(ctx.device)
     env["probe_gflops"] = harness.measured_peak_flops(ctx.device) / 1e9  # speed reference
-    bar = ctx.progress(total=len(pending), desc="cells", unit="cell", leave=True)
-    for cell, outcome in _results(pending, ctx, run_id, env, executor, jobs, ray_address, bar):
-        bar.update(1)
+    times = CellTimes()  # the bar counts expected seconds of work: an ETA that means it
+    expected = {c.key: times.expected(c) for c in pending}
+    bar = ctx.progress(
+        total=sum(expected.values()),
+        desc=f"cells 0/{len(pending)}",
+        bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]{postfix}",
+        leave=True,
+    )
+    for finished, (cell, outcome) in enumerate(
+        _results(pending, ctx, run_id, env, executor, jobs, ray_address, bar), start=1
+    ):
+        bar.set_description_str(f"cells {finished}/{len(pending)}", refresh=False)
+        bar.update(expected[cell.key])
         record = outcome.record
+        if record.status == "ok":
+            times.record(cell, record.seconds)
         if outcome.items:  # the items first: a record never points at missing items
             write_items(ctx.run_dir, record.cell_key, outcome.items)
         store.append(record)
