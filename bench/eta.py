@@ -33,19 +33,20 @@ class CellTimes:
         try:
             data = json.loads(self.path.read_text())
             self.seconds = {str(k): float(v) for k, v in data.items() if float(v) >= 0}
-        except (OSError, ValueError, TypeError, AttributeError):
-            self.seconds = {}  # no file yet, or unreadable: estimates start afresh
+            self._kinds = {k: tuple(json.loads(k)[:2]) for k in self.seconds}  # (scale, task)
+        except (OSError, ValueError, TypeError, AttributeError, IndexError):
+            self.seconds, self._kinds = {}, {}  # no file yet, or unreadable: start afresh
 
     def expected(self, cell: Cell) -> float:
         """Seconds this cell is expected to take (the fallbacks in the module docstring)."""
         exact = self.seconds.get(_key(cell))
         if exact is not None:
             return exact
-        parsed = [(json.loads(k), v) for k, v in self.seconds.items()]
+        kinds = [(self._kinds[k], v) for k, v in self.seconds.items()]
         for same in (
-            [v for (s, t, _), v in parsed if s == cell.scale and t == cell.task],
-            [v for (_, t, _), v in parsed if t == cell.task],
-            [v for _, v in parsed],
+            [v for (s, t), v in kinds if s == cell.scale and t == cell.task],
+            [v for (_, t), v in kinds if t == cell.task],
+            [v for _, v in kinds],
         ):
             if same:
                 return fmean(same)
@@ -53,7 +54,8 @@ class CellTimes:
 
     def record(self, cell: Cell, seconds: float) -> None:
         """Keep the latest measured time of ``cell``'s kind; best effort (never fails a run)."""
-        self.seconds[_key(cell)] = float(seconds)
+        key = _key(cell)
+        self.seconds[key], self._kinds[key] = float(seconds), (cell.scale, cell.task)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(self.path, json.dumps(self.seconds, indent=0, sort_keys=True))
