@@ -27,7 +27,7 @@ from bench.data.espeak import EspeakError
 from bench.plugins import PluginError
 from bench.registry import ContextError
 from bench.run_lock import RunFolderLocked
-from bench.sweep import SUITES, SweepSummary, default_run_dir, expand, parse_methods, run_cells
+from bench.sweep import SUITES, SweepSummary, default_run_dir, expand, parse_methods, run_staged
 from bench.sweep_file import expand_sweep, load_sweep
 from bench.tasks.base import RunContext
 
@@ -328,7 +328,7 @@ def _execute_locked(args, cells, run_dir: Path, invocation: dict, ctx: RunContex
     write_dataset_cards(run_dir, cells)
     if not args.quiet:
         print(f"run folder: {run_dir} ({len(cells)} cells)", file=sys.stderr)
-    summary = run_cells(
+    summary = run_staged(
         cells,
         ctx,
         run_id,

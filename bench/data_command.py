@@ -8,7 +8,7 @@ import sys
 
 def add_parser(sub) -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="build or verify the embedded corpus; print its card")
-    data.add_argument("--scale", default="quick", choices=["quick", "default", "full"])
+    data.add_argument("--scale", default="quick", choices=["quick", "default", "speakers", "full"])
     data.add_argument("--jobs", type=int, default=None, help="parallel espeak processes")
     data.add_argument("--verify", action="store_true", help="check every file's checksum")
     data.add_argument(

@@ -135,6 +135,20 @@ def check(family: str, name: str) -> None:
     get(family, name)
 
 
+def declared(family: str, name: str, attribute: str, default: Any = None) -> Any:
+    """A class attribute ``family/name`` declares (e.g. ``search_space``), else ``default``."""
+    return getattr(get(family, name), attribute, default)
+
+
+def default_params(family: str, name: str) -> dict[str, Any]:
+    """The keyword defaults of ``family/name``'s constructor (its paper defaults)."""
+    return {
+        key: p.default
+        for key, p in inspect.signature(get(family, name)).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
 def module_of(family: str, name: str) -> str:
     """The module that defines ``family/name`` (for source hashes)."""
     return get(family, name).__module__

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bench import executors, harness, registry, tensorboard_log
+from bench import executors, harness, registry, tensorboard_log, tuning
 from bench.cells import run_cell
 from bench.context import RunContext
 from bench.data.checks import check_corpora
@@ -180,6 +180,21 @@ def run_cells(
             summary.failed.append((cell, record.error or ""))
             bar.write(f"FAILED {cell.label}: {(record.error or '').splitlines()[0]}")
     return summary
+
+
+def run_staged(cells: list[Cell], ctx: RunContext, run_id: str, **executor) -> SweepSummary:
+    """``run_cells``, then the tuned cells the finished trials choose (bench.tuning), so a
+    resumed run re-derives the same choice from its stored trial records."""
+    summary = run_cells(cells, ctx, run_id, **executor)
+    keys = {c.key for c in cells}  # this invocation's trials, not other runs' in the folder
+    stored = [r for key, r in RunStore(ctx.run_dir).latest().items() if key in keys]
+    tuned = tuning.second_stage(cells, stored, get_task)
+    if not tuned:
+        return summary
+    second = run_cells(tuned, ctx, run_id, **executor)
+    return SweepSummary(
+        summary.ran + second.ran, summary.skipped + second.skipped, summary.failed + second.failed
+    )
 
 
 def _results(pending, ctx, run_id, env, executor, jobs, ray_address, bar):

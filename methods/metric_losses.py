@@ -114,6 +114,9 @@ class ContrastiveLoss(MetricLoss):
     margins as in "A Metric Learning Reality Check" (m_pos = 0, m_neg = 1 on unit vectors).
     """
 
+    # (name, low, high, scale): the range bench.tuning searches for this loss
+    search_space = (("neg_margin", 0.3, 1.5, "linear"),)
+
     def __init__(self, pos_margin: float = 0.0, neg_margin: float = 1.0) -> None:
         super().__init__()
         self.pos_margin, self.neg_margin = pos_margin, neg_margin
@@ -144,6 +147,8 @@ class NTXentLoss(MetricLoss):
     (a, p), L = −log e^{cos(a,p)/τ} / (e^{cos(a,p)/τ} + Σ_{n: y_n ≠ y_a} e^{cos(a,n)/τ}),
     averaged over the pairs. τ = 0.1 (SupCon's value).
     """
+
+    search_space = (("temperature", 0.02, 1.0, "log"),)
 
     def __init__(self, temperature: float = 0.1) -> None:
         super().__init__()
@@ -177,6 +182,7 @@ class TripletLoss(MetricLoss):
     """
 
     uses_miner = True
+    search_space = (("margin", 0.01, 1.0, "linear"),)
 
     def __init__(self, margin: float = 0.2) -> None:
         super().__init__()
@@ -247,6 +253,8 @@ class ProxyNCALoss(_ProxyLoss):
     squared distances (s = 1 is the paper's unscaled form). Mean over the batch.
     """
 
+    search_space = (("scale", 1.0, 64.0, "log"),)
+
     def __init__(self, num_classes: int, embedding_dim: int, scale: float = 1.0) -> None:
         super().__init__(num_classes, embedding_dim)
         self.scale = scale
@@ -262,6 +270,8 @@ class ProxyNCALoss(_ProxyLoss):
 @register("loss", "proxy_anchor", display="Proxy-Anchor")
 class ProxyAnchorLoss(_ProxyLoss):
     """Proxy-Anchor (the core ``proxy_anchor``), Kim et al. CVPR 2020: α = 32, δ = 0.1."""
+
+    search_space = (("alpha", 4.0, 128.0, "log"),)
 
     def __init__(
         self, num_classes: int, embedding_dim: int, alpha: float = 32.0, delta: float = 0.1

@@ -74,6 +74,8 @@ SCALES: dict[str, CorpusConfig] = {
     ),
     # about 1.2 hours
     "default": CorpusConfig(),
+    # many speakers, few utterances each: the speaker task's 21 unseen test speakers
+    "speakers": CorpusConfig(speakers_en=80, speakers_lv=25, utterances_per_speaker=16),
     # about 8 hours
     "full": CorpusConfig(
         speakers_en=100, speakers_lv=30, utterances_per_speaker=100, sentences_per_language=3000

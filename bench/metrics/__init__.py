@@ -136,6 +136,24 @@ METRICS: dict[str, MetricSpec] = {
     # metric learning (bench.metrics.retrieval; bench.tasks.speaker and bench.tasks.prosody)
     "recall_at_1": MetricSpec(True, "%", 100, 1.0, "Recall@1 on unseen test speakers"),
     "map_at_r": MetricSpec(True, "%", 100, 1.0, "MAP@R on unseen test speakers"),
+    "output_recall_at_1": MetricSpec(
+        True, "%", 100, 1.0, "Recall@1 of the head's output (digits_metric)", ranked=False
+    ),
+    "output_map_at_r": MetricSpec(
+        True, "%", 100, 1.0, "MAP@R of the head's output (digits_metric)", ranked=False
+    ),
+    "pixels_recall_at_1": MetricSpec(
+        True, "%", 100, 1.0, "Recall@1 of raw pixels, cosine (reference)", ranked=False
+    ),
+    "pixels_map_at_r": MetricSpec(
+        True, "%", 100, 1.0, "MAP@R of raw pixels, cosine (reference)", ranked=False
+    ),
+    "valid_recall_at_1": MetricSpec(
+        True, "%", 100, 1.0, "Recall@1 on the valid speakers (model selection)", ranked=False
+    ),
+    "valid_map_at_r": MetricSpec(
+        True, "%", 100, 1.0, "MAP@R on the valid speakers (what tuning selects on)", ranked=False
+    ),
     "nmi": MetricSpec(True, "%", 100, 1.0, "NMI of k-means clusters vs speakers"),
     "eer": MetricSpec(False, "%", 100, 1.0, "speaker-verification equal error rate, all pairs"),
     "macro_f1": MetricSpec(True, "%", 100, 1.0, "macro-averaged F1 over classes"),

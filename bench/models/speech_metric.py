@@ -9,7 +9,7 @@ loss and miner (bench.models.metric_training). The untrained row (no loss) only 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,10 +37,21 @@ class MetricConfig:
     proxy_lr_mult: float = 10.0  # proxies learn faster (Proxy-Anchor uses 100x)
     eval_every: int = 25  # steps between points of the valid Recall@1 curve
     upstream: str = ""  # frontend=hf: a local transformers checkpoint folder (--upstream)
+    # how the valid and test utterances are heard (the speaker task; training stays clean):
+    # "clean" or "noisy" (each utterance's mixture), and their middle seconds (0: whole)
+    eval_condition: str = "clean"
+    eval_seconds: float = 0.0
+    # the row's loss parameters over the task's defaults (tuning trials set them)
+    method_params: dict[str, float] = field(default_factory=dict)
 
     def validate(self) -> None:
         if min(self.steps, self.classes_per_batch, self.crop_frames, self.eval_every) < 1:
             raise ValueError(f"invalid metric-learning config: {self}")
+        if self.eval_condition not in ("clean", "noisy") or self.eval_seconds < 0:
+            raise ValueError(
+                f"eval_condition must be clean or noisy and eval_seconds >= 0, got "
+                f"{self.eval_condition!r}, {self.eval_seconds}"
+            )
         if self.samples_per_class < 2:
             raise ValueError("samples_per_class must be ≥ 2 (a batch needs positive pairs)")
 

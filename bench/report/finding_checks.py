@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import registry
+from bench import registry, tuning
 from bench.metrics import spec
 from bench.report import item_stats
 from bench.report.findings import (
@@ -42,7 +42,8 @@ class RunData:
     def __init__(self, run_dir: Path, records: list[Record] | None = None) -> None:
         self.dir = run_dir
         recs = latest_records(run_dir) if records is None else records
-        self.records = [r for r in recs if r.status == "ok"]
+        # tuning trials are one-seed searches, not rows: findings read defaults or tuned rows
+        self.records = [r for r in recs if r.status == "ok" and not tuning.is_trial(r.method)]
         self._items: dict[str, dict | None] = {}
 
     def methods(self, task: str, match: Match) -> dict[tuple, Cells]:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import registry
+from bench import registry, tuning
 from bench.metrics import TIMING_UNITS
 from bench.report.dataset_cards import card_section
 from bench.report.figures import FORMATS, Figure
@@ -21,6 +21,7 @@ from bench.report.tables import (
     timing_rows,
 )
 from bench.report.task_figures import draw_task_figures
+from bench.report.tuning_table import TuningTable, tuning_table
 from bench.store import Record, latest_records, read_items
 from bench.tasks.base import get_task
 
@@ -37,6 +38,7 @@ class TaskSection:
     dataset_card: str | None = None
     seeds: list[int] = field(default_factory=list)
     timing_display: list[str] = field(default_factory=list)  # display labels of ``timing``
+    tuning: TuningTable = field(default_factory=TuningTable)  # trials, when the task tunes
 
 
 @dataclass
@@ -60,7 +62,8 @@ def build_report_data(
         )
     sections = []
     for task_name in dict.fromkeys(r.task for r in records):
-        recs = [r for r in records if r.task == task_name]
+        everything = [r for r in records if r.task == task_name]
+        recs = [r for r in everything if not tuning.is_trial(r.method)]  # trials: own table
         try:
             task = get_task(task_name)
         except registry.UnknownNameError as exc:
@@ -77,9 +80,10 @@ def build_report_data(
                 timing=timing_rows(recs, TIMING_KEYS),
                 timing_display=[lbl for lbl, _ in timing_rows(recs, TIMING_KEYS, display_label)],
                 figures=figs,
-                failed=[r for r in recs if r.status != "ok"],
+                failed=[r for r in everything if r.status != "ok"],
                 dataset_card=card_section(run_dir, task_name),
                 seeds=sorted({r.seed for r in recs}),
+                tuning=tuning_table(task, everything),
             )
         )
     return ReportData(

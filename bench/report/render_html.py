@@ -108,6 +108,7 @@ def _section(s: TaskSection, run_dir: Path) -> dict:
         "tests_head": HEADER,
         "tests_intro": tests_intro(s.table.headline or ""),
         "notes": s.table.notes,
+        "tuning": s.tuning,
         "timing": timing if keys else [],
         "timing_head": ["method", *map(column_title, keys)],
         "figures": [

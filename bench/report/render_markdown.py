@@ -71,6 +71,12 @@ def render_markdown(data: ReportData) -> str:
         if tests:
             out += ["### Tests against the baseline", ""] + tests + [""]
         out += [f"- {note}" for note in section.table.notes] + [""] * bool(section.table.notes)
+        trials = section.tuning
+        if trials.rows:
+            out += ["### Tuning trials", "", trials.intro, ""]
+            align = ["---", "---"] + ["---:"] * (len(trials.head) - 5) + ["---", "---:", "---"]
+            out += pipe_table(trials.head, align, trials.rows)
+            out += [""]
         timing = timing_markdown(section)
         if timing:
             out += ["### Speed (median over seeds)", ""] + timing + [""]

@@ -21,6 +21,7 @@ from bench.data import synthetic
 from bench.metrics.weighted import ItemForm
 from bench.sources import source_hash
 from bench.store import Cell, stable_hash
+from bench.tuning import TuningSpec, trial_cells
 
 __all__ = ["NONE", "SCALES", "CellResult", "RunContext", "Task", "get_task", "product"]
 
@@ -73,6 +74,8 @@ class Task:
     # names a family replaces this for that family
     suite_methods: ClassVar[dict[str, dict[str, list[str]]]] = {}
     cpu_threads: ClassVar[int | None] = None  # torch threads of a cell on the CPU (None: as set)
+    # equal tuning budgets (bench.tuning): trial cells per default row, then tuned rows
+    tuning: ClassVar[TuningSpec | None] = None
 
     @property
     def name(self) -> str:
@@ -154,12 +157,15 @@ class Task:
                     registry.check(family, value)  # an unknown name fails here, listing known ones
 
     def cells(self, scale: str, seeds: list[int], selected=None) -> list[Cell]:
+        """The grid's cells at every seed, then (a task with ``tuning``) its tuning trials;
+        the tuned cells come after the trials have run (``bench.tuning.second_stage``)."""
         config = self.config(scale)
-        return [
+        cells = [
             Cell(task=self.name, method=method, seed=seed, scale=scale, config=config)
             for method in self.grid(selected, scale)
             for seed in seeds
         ]
+        return cells + trial_cells(self, cells)
 
     def baseline_of(self, method: dict[str, str]) -> dict[str, str] | None:
         """The row a paired test compares ``method`` against (None: it is a baseline)."""

@@ -7,7 +7,9 @@ English and Latvian) are divided 60/20/20 into train/valid/test by a fixed seede
 permutation (bench.data.seen_speakers). On the frozen, L2-normalised embeddings a linear
 softmax classifier is fitted to the train part; the registered calibrators "none" and
 "temperature" (Guo et al. 2017) are fitted on the valid logits and scored on the test
-logits: accuracy, macro-F1, ECE before and after temperature scaling, NLL after. With
+logits: accuracy, macro-F1, ECE before and after temperature scaling, NLL after. At the
+default scale the valid and test utterances are their middle second (``eval_seconds``):
+whole, every loss reached 100% speaker ID. With
 ``frontend=hf`` the encoder reads the learned weighted sum of a frozen pretrained
 upstream's layers (bench.models.hf_upstream) instead of log-mel.
 
@@ -41,6 +43,9 @@ from bench.store import Cell
 from bench.tasks.base import NONE, CellResult, RunContext, Task
 
 TARGETS = ("tone", "speaker")
+# default: valid and test utterances heard for their middle second (training on whole
+# ones), so that no target saturates (whole utterances: speaker ID 100% for every loss)
+PROSODY_SCALES = SCALE_CONFIGS | {"default": SCALE_CONFIGS["default"] | {"eval_seconds": 1.0}}
 LOSS_PARAMS = {"proxy_nca": {"scale": 8.0}}  # Proxy-NCA++'s softmax scale (1/τ, τ ≈ 1/9)
 UNTRAINED = {"loss": NONE, "miner": NONE}  # random init, no training
 LOSS_ROWS = [  # quick/default: one triplet miner (the speaker task compares the miners)
@@ -85,7 +90,7 @@ class ProsodyTask(Task):
     cpu_threads = 1  # small convolutions: a second thread only slows them (harness)
 
     def config(self, scale: str) -> dict:
-        return scale_config(MetricConfig, SCALE_CONFIGS, scale)
+        return scale_config(MetricConfig, PROSODY_SCALES, scale)
 
     def grid(self, selected=None, scale: str = "quick") -> list[dict[str, str]]:
         return hf_grid(super().grid(selected, scale), self.baseline, None, FRONTENDS, self.name)
@@ -98,17 +103,19 @@ class ProsodyTask(Task):
         inputs = InputFeatures(
             cell.method.get("frontend", "logmel"), config.n_mels, config.upstream, ctx
         )
-        utts: list = []
-        feats: list[torch.Tensor] = []
-        for split in synthetic.SPLITS:
-            u, f = inputs.split(config.corpus, split)
-            utts, feats = utts + u, feats + f
+        utts, feats = self._pooled(inputs, config.corpus, "clean", 0.0)
         target = cell.method["target"]
         labels, classes = class_indices(
             [u.prosody if target == "tone" else u.speaker for u in utts]
         )
         parts = seen_speaker_splits(utts)
         sub = {k: [feats[i] for i in v] for k, v in parts.items()}
+        heard_utts = utts
+        if (config.eval_condition, config.eval_seconds) != ("clean", 0.0):  # valid and test
+            heard_utts, heard = self._pooled(
+                inputs, config.corpus, config.eval_condition, config.eval_seconds
+            )
+            sub |= {k: [heard[i] for i in parts[k]] for k in ("valid", "test")}
         y = {k: labels[v] for k, v in parts.items()}
         model, curves, timing = train_speech_encoder(
             optional(cell.method["loss"]),
@@ -132,7 +139,7 @@ class ProsodyTask(Task):
             scored[name] = calibration_items(fitted[name](logits["test"]), y_test)
         before, after = scored["none"], scored["temperature"]
         test = {
-            "item_id": np.array([utts[i].id for i in parts["test"]]),
+            "item_id": np.array([heard_utts[i].id for i in parts["test"]]),
             **{k: before[k] for k in ("label", "pred", "correct")},
             "confidence_before": before["confidence"],
             "confidence_after": after["confidence"],
@@ -148,6 +155,16 @@ class ProsodyTask(Task):
         if (weights := layer_weights(model)) is not None:
             curves["layer_weights"] = weights
         return CellResult(metrics=metrics, curves=curves, timing=timing, items={"test": test})
+
+    @staticmethod
+    def _pooled(inputs, corpus: str, condition: str, seconds: float) -> tuple[list, list]:
+        """Every split's utterances and features, in one order for every condition."""
+        utts: list = []
+        feats: list[torch.Tensor] = []
+        for split in synthetic.SPLITS:
+            u, f = inputs.split(corpus, split, condition, seconds)
+            utts, feats = utts + u, feats + f
+        return utts, feats
 
     def item_forms(self, config) -> dict[str, weighted.ItemForm]:
         ece = weighted.BinnedCalibration

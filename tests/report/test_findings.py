@@ -103,10 +103,10 @@ def test_positions_over_seeds():
     assert r.unit == "points" and r.n == "3 seeds" and r.hi < 0
 
 
-def speaker_run(tmp_path, ranks_by_loss, n_items):
+def speaker_run(tmp_path, ranks_by_loss, n_items, hp="tuned"):
     records = []
     for loss, correct in ranks_by_loss.items():
-        rec = record("speaker", {"loss": loss, "miner": "-"}, 0, {})
+        rec = record("speaker", {"loss": loss, "miner": "-", "hp": hp}, 0, {})
         rank = np.where(np.arange(n_items) < correct, 1, 2)
         rec.metrics["recall_at_1"] = float(np.mean(rank == 1))
         ids = np.array([f"q{i}" for i in range(n_items)])
@@ -117,8 +117,13 @@ def speaker_run(tmp_path, ranks_by_loss, n_items):
 
 def test_spread_close_and_far(tmp_path):
     same = speaker_run(tmp_path / "a", {"contrastive": 9000, "ntxent": 9000}, 10000)
+    # rows at their defaults and tuning trials are not the finding's rows
+    defaults = speaker_run(tmp_path / "a", {"triplet": 10, "proxy_nca": 20}, 10000, "default")
+    trials = speaker_run(tmp_path / "a", {"proxy_anchor": 30}, 10000, "trial3")
+    same.records += defaults.records + trials.records
     r = evaluate(BY_ID["6a"], same)
-    assert r.verdict == REPRODUCED and r.effect == 0 and "NOT under equal tuning" in r.note_text()
+    assert r.verdict == REPRODUCED and r.effect == 0 and "random search" in r.note_text()
+    assert "2 losses" in r.note_text()
     far = speaker_run(tmp_path / "b", {"contrastive": 900, "ntxent": 700, "triplet": 890}, 1000)
     r = evaluate(BY_ID["6a"], far)
     assert r.verdict == CONTRADICTED and r.effect == pytest.approx(20.0)
@@ -133,10 +138,12 @@ def test_convergence_counts_updates_to_90_percent_of_final():
         for loss, reached in (("proxy_nca", 25), ("proxy_anchor", 25 + 25 * (seed == 2))):
             curve = {"step": [0, 25, 50, 75, 100], "valid_recall_at_1": [0.1] * 5}
             curve["valid_recall_at_1"] = [0.1 if s < reached else 0.9 for s in curve["step"]]
-            records.append(record("speaker", {"loss": loss, "miner": "-"}, seed, {}, curve))
+            method = {"loss": loss, "miner": "-", "hp": "default"}
+            records.append(record("speaker", method, seed, {}, curve))
         for loss in ("contrastive", "ntxent"):
             curve = {"step": [0, 25, 50, 75, 100], "valid_recall_at_1": [0.1, 0.2, 0.3, 0.9, 0.9]}
-            records.append(record("speaker", {"loss": loss, "miner": "-"}, seed, {}, curve))
+            method = {"loss": loss, "miner": "-", "hp": "default"}
+            records.append(record("speaker", method, seed, {}, curve))
     r = evaluate(BY_ID["7"], RunData(Path("/nonexistent"), records))
     assert r.verdict == REPRODUCED and r.unit == "updates"
     assert r.effect == pytest.approx(np.mean([-50, -50, -37.5]))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench import harness
 from bench.cli import main
 from bench.context import RunContext
 from bench.data import synthetic
@@ -14,6 +15,7 @@ from bench.models import logmel_features
 from bench.models.speech_metric import SCALE_CONFIGS
 from bench.store import Cell
 from bench.tasks.base import get_task
+from bench.tasks.prosody import PROSODY_SCALES
 
 TINY_CORPUS = synthetic.CorpusConfig(
     speakers_en=3, speakers_lv=0, utterances_per_speaker=8, sentences_per_language=12
@@ -35,6 +37,7 @@ def tiny_setup(tmp_path, monkeypatch):
     monkeypatch.setenv("SPEECHBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(synthetic.SCALES, "quick", TINY_CORPUS)
     monkeypatch.setitem(SCALE_CONFIGS, "quick", TINY)
+    monkeypatch.setitem(PROSODY_SCALES, "quick", TINY)
     monkeypatch.setattr(synthetic, "_SPLIT_CACHE", {})
     monkeypatch.setattr(logmel_features, "_FEATURES", {})
     return tmp_path
@@ -90,6 +93,26 @@ def test_items_are_the_test_utterances(tiny_setup):
     assert np.all(test["nll"] >= 0) and np.all(test["confidence_after"] <= 1)
     assert result.metrics["accuracy"] == np.mean(test["correct"])
     assert np.asarray(result.curves["confusion"]).sum() == n
+
+
+def test_valid_and_test_are_heard_as_configured_and_training_stays_clean(tiny_setup):
+    task = get_task("prosody")
+    method = {"frontend": "logmel", "loss": "ntxent", "miner": "-", "target": "speaker"}
+    ctx = RunContext(device=torch.device("cpu"), quiet=True).for_cell(0)
+    harness.seed_everything(0)  # as the harness does before every cell
+    clean = task.run(Cell("prosody", method, 0, "quick", TINY), ctx)
+    noisy_cfg = {**TINY, "eval_condition": "noisy", "eval_seconds": 0.5}
+    harness.seed_everything(0)
+    noisy = task.run(Cell("prosody", method, 0, "quick", noisy_cfg), ctx)
+    ids = clean.items["test"]["item_id"]
+    assert list(noisy.items["test"]["item_id"]) == [f"{i}_noisy" for i in ids]  # same utts
+    assert np.array_equal(noisy.items["test"]["label"], clean.items["test"]["label"])
+    # the same training (clean, whole utterances): the same loss curve
+    assert noisy.curves["train_loss"] == clean.curves["train_loss"]
+    assert not np.array_equal(
+        noisy.items["test"]["confidence_before"], clean.items["test"]["confidence_before"]
+    )
+    assert get_task("prosody").config("default")["eval_seconds"] == 1.0
 
 
 def test_prosody_task_runs_end_to_end(tiny_setup):

@@ -15,6 +15,7 @@ from bench.models.speaker_encoder import Encoder
 from bench.models.speech_metric import SCALE_CONFIGS
 from bench.store import Cell
 from bench.tasks.base import get_task
+from bench.tasks.speaker import SPEAKER_SCALES
 
 TINY_CORPUS = synthetic.CorpusConfig(
     speakers_en=10, speakers_lv=0, utterances_per_speaker=3, sentences_per_language=12
@@ -30,7 +31,7 @@ TINY = {
     "eval_every": 2,
 }
 LOGMEL = {"frontend": "logmel"}
-UNTRAINED = {**LOGMEL, "loss": "-", "miner": "-"}
+UNTRAINED = {**LOGMEL, "loss": "-", "miner": "-", "hp": "-"}
 
 
 @pytest.fixture
@@ -38,6 +39,7 @@ def tiny_setup(tmp_path, monkeypatch):
     monkeypatch.setenv("SPEECHBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(synthetic.SCALES, "quick", TINY_CORPUS)
     monkeypatch.setitem(SCALE_CONFIGS, "quick", TINY)
+    monkeypatch.setitem(SPEAKER_SCALES, "quick", TINY)
     monkeypatch.setattr(synthetic, "_SPLIT_CACHE", {})
     monkeypatch.setattr(logmel_features, "_FEATURES", {})
     return tmp_path
@@ -66,7 +68,10 @@ def test_grid_has_every_loss_and_miner_and_keeps_the_baseline():
         "proxy_anchor",
     }
     narrowed = task.grid({"loss": ["triplet"], "miner": ["hardest"]}, scale="quick")
-    assert narrowed == [UNTRAINED, {**LOGMEL, "loss": "triplet", "miner": "hardest"}]
+    assert narrowed == [
+        UNTRAINED,
+        {**LOGMEL, "loss": "triplet", "miner": "hardest", "hp": "default"},
+    ]
     assert task.baseline_of(narrowed[1]) == narrowed[0]
     assert task.baseline_of(narrowed[0]) is None
 
@@ -126,6 +131,13 @@ def test_speaker_task_runs_end_to_end(tiny_setup):
         ("triplet", "semihard"),
         ("proxy_anchor", "-"),  # no miner: kept by miner=semihard
     }
+    # equal tuning: per trained row its default, one quick trial (seed 0), then the tuned row
+    hp = sorted((r["method"]["loss"], r["method"]["hp"], r["seed"]) for r in records)
+    trained = [h for h in hp if h[0] != "-"]
+    assert [h[1] for h in trained] == ["default", "trial1", "tuned"] * 2
+    for r in records:
+        if r["method"]["loss"] != "-":
+            assert 0 <= r["metrics"]["valid_map_at_r"] <= 1  # what the search selects on
     for r in records:
         assert r["status"] == "ok", r.get("error")
         for m in ("recall_at_1", "map_at_r", "nmi", "eer"):
@@ -135,6 +147,7 @@ def test_speaker_task_runs_end_to_end(tiny_setup):
     assert trained["curves"]["step"] == [1, 2, 3]
     report = (out / "report.md").read_text()
     assert "recall_at_1" in report and "speaker_embeddings_pca.png" in report
+    assert "### Tuning trials" in report and "hp=trial1 |" not in report
     assert (out / "figures" / "speaker_recall_vs_step.png").exists()
 
 
@@ -146,3 +159,21 @@ def test_every_loss_row_trains_a_step(tiny_setup):
         cell = Cell(task="speaker", method=row, seed=0, scale="quick", config=cfg)
         result = task.run(cell, ctx)
         assert np.isfinite(result.metrics["eer"]), row
+
+
+def test_noisy_one_second_evaluation_reads_the_mixtures_middle(tiny_setup):
+    clean_utts, clean = logmel_features.split_audio("quick", "test")
+    utts, noisy = logmel_features.split_audio("quick", "test", "noisy", 1.0)
+    assert [u.speaker for u in utts] == [u.speaker for u in clean_utts]
+    assert [u.id for u in utts] == [f"{u.id}_noisy" for u in clean_utts]
+    assert all(
+        len(x) == min(len(c), synthetic.SAMPLE_RATE) for x, c in zip(noisy, clean, strict=True)
+    )
+    c, x = clean[0], noisy[0]
+    start = (len(c) - len(x)) // 2
+    assert not np.allclose(x, c[start : start + len(x)])  # noise was added
+    with pytest.raises(ValueError, match="clean or noisy"):
+        get_task("speaker").run(
+            Cell("speaker", UNTRAINED, 0, "quick", {**TINY, "eval_condition": "reverb"}),
+            RunContext(device=torch.device("cpu"), quiet=True).for_cell(0),
+        )
