@@ -235,6 +235,8 @@ def second_stage(cells: list[Cell], records: list[Record], get_task) -> list[Cel
         for cell in cells:
             if cell.task != name or not _tunable(task, spec, cell):
                 continue
+            if spec.trials.get(cell.scale, 0) < 2:  # no search at this scale: no tuned rows
+                continue
             row = tuple(sorted((k, v) for k, v in cell.method.items() if k != COLUMN))
             choice = picked.get(row)
             if choice is None:

@@ -182,6 +182,9 @@ class ScheduledSampling(ForcingStrategy):
 class ScheduledLinear(ScheduledSampling):
     """ε_i = max(ε, k - c i); by default c makes ε_i reach the floor ε at the last step."""
 
+    # (name, low, high, scale): what bench.tuning searches (the floor teacher probability)
+    search_space = (("epsilon", 0.0, 0.75, "linear"),)
+
     def __init__(self, total_steps=1000, k: float = 1.0, c: float | None = None, epsilon=0.25):
         super().__init__(total_steps)
         if not 0 <= epsilon < 1:
@@ -197,6 +200,8 @@ class ScheduledLinear(ScheduledSampling):
 class ScheduledExponential(ScheduledSampling):
     """ε_i = k^i; by default k = end^(1/total_steps), so ε reaches ``end`` at the last step."""
 
+    search_space = (("end", 0.02, 0.75, "linear"),)
+
     def __init__(self, total_steps=1000, k: float | None = None, end: float = 0.25):
         super().__init__(total_steps)
         self.k = end ** (1.0 / total_steps) if k is None else k
@@ -210,6 +215,8 @@ class ScheduledExponential(ScheduledSampling):
 @register("forcing", "scheduled_inverse_sigmoid", display="Scheduled sampling (inverse sigmoid)")
 class ScheduledInverseSigmoid(ScheduledSampling):
     """ε_i = k / (k + exp(i/k)); by default k >= 1 solved so ε reaches ``end`` at the end."""
+
+    search_space = (("end", 0.02, 0.75, "linear"),)
 
     def __init__(self, total_steps=1000, k: float | None = None, end: float = 0.25):
         super().__init__(total_steps)
@@ -270,6 +277,8 @@ class ProfessorForcing(ForcingStrategy):
     """
 
     requires = ("total_steps", "hidden_dim", "adversarial_weight")
+    # the weight is context (the task sets it); bench.tuning searches it like a parameter
+    search_space = (("adversarial_weight", 0.01, 1.0, "log"),)
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import tuning
 from bench.report import figure_helpers as helpers
 from bench.report import figures
 from bench.report.figures import Figure
@@ -36,13 +37,19 @@ def draw(
     if not records:
         return
     styles = helpers.method_styles(sorted({r.method["forcing"] for r in records}))
+    tuned = [r for r in records if r.method.get(tuning.COLUMN) == tuning.TUNED]
+    records = [r for r in records if r.method.get(tuning.COLUMN) != tuning.TUNED]
     yield _position_errors(records, styles, fig_dir, formats)
+    if tuned:  # the equal-tuning rows (bench.tuning) in a figure of their own
+        yield _position_errors(tuned, styles, fig_dir, formats, tuned=True)
     yield _schedules(records, styles, fig_dir, formats)
     if any("teacher_per_beam" in r.metrics for r in records):
         yield _distillation(records, styles, fig_dir, formats)
 
 
-def _position_errors(records: list[Record], styles, fig_dir: Path, formats) -> Figure:
+def _position_errors(
+    records: list[Record], styles, fig_dir: Path, formats, tuned: bool = False
+) -> Figure:
     # arch -> forcing -> [per-seed curves]
     series: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     counts: dict[str, list] = defaultdict(list)
@@ -73,12 +80,19 @@ def _position_errors(records: list[Record], styles, fig_dir: Path, formats) -> F
             ax.set_xlabel("reference phoneme position")
             ax.set_ylabel("phoneme error (%) ↓, greedy")
             ax.legend(fontsize=6)
-        figures.save(fig, fig_dir, "g2p_error_by_position", formats)
+        stem = "g2p_error_by_position" + ("_tuned" if tuned else "")
+        figures.save(fig, fig_dir, stem, formats)
+    which = (
+        "the hp=tuned rows (each strategy at the point its random search chose on the valid words)"
+        if tuned
+        else "every strategy at its default hyper-parameters"
+    )
     return Figure(
-        "g2p_error_by_position",
+        stem,
         "Test phoneme error rate by position in the (closest) reference pronunciation, "
-        "greedy decoding, mean over seeds; a rising curve shows errors compounding along "
-        "the output (exposure bias). Positions reached by fewer than 20 words are left out.",
+        f"greedy decoding, mean over seeds, {which}; a rising curve shows errors compounding "
+        "along the output (exposure bias). Positions reached by fewer than 20 words are left "
+        "out.",
     )
 
 

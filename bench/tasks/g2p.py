@@ -12,19 +12,19 @@ the error rate by output position shows exposure bias.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from dataclasses import asdict, replace
 
 import numpy as np
 
-from bench import harness, registry
+from bench import harness, registry, tuning
 from bench.config import build_config, scale_config
 from bench.context import RunContext
 from bench.data import cmudict_g2p
 from bench.metrics.g2p import g2p_forms, rates_from_columns, score_words
 from bench.metrics.weighted import ItemForm
 from bench.models import g2p_teacher
-from bench.models.g2p import ModelConfig, Seq2Seq, Vocab, decode_words
+from bench.models.g2p import Seq2Seq, Vocab, decode_words
+from bench.models.g2p_config import SCALE_CONFIGS, G2PConfig
 from bench.models.g2p_training import train_g2p
 from bench.registry import register
 from bench.store import Cell
@@ -43,75 +43,24 @@ FORCING = (
 )
 
 
-@dataclass
-class G2PConfig:
-    words: int | None = 3000  # words drawn from CMUdict before the split (None: all)
-    valid_fraction: float = 0.05
-    test_fraction: float = 0.1
-    split_seed: int = 0  # fixes the split for every method and seed
-    keep_stress: bool = False  # keep ARPAbet stress digits (AH0) in the targets
-    emb_dim: int = 64
-    hidden: int = 128
-    layers: int = 2  # Transformer decoder layers
-    heads: int = 4
-    ff_dim: int = 256
-    dropout: float = 0.1
-    steps: int = 400  # updates
-    batch_size: int = 64  # (word, pronunciation) pairs per update
-    lr: float = 2e-3  # Adam, constant after a short warm-up, linear decay over the last 30%
-    eval_every: int = 100  # updates between validation PER points
-    valid_words: int = 300  # valid words decoded for the validation curve (<= the split)
-    beam_width: int = 4
-    max_position: int = 20  # error-by-position curve length (output positions)
-    # weight of professor forcing's C_f term; Lamb et al. add it with weight 1, which swamps
-    # the NLL in runs this short (quick GRU: test PER 58% at 1.0, 28% at 0.1)
-    professor_weight: float = 0.1
-    threads: int = 1  # torch CPU threads in a cell: these small step loops run faster on one
-    # the distillation teacher (word_kd, sequence_kd): the student's network this wide
-    # (>= hidden), trained with teacher forcing for teacher_steps updates (0: 2 x steps)
-    teacher_hidden: int = 256
-    teacher_steps: int = 0
-
-    def validate(self) -> None:
-        if min(self.steps, self.batch_size, self.eval_every, self.beam_width, self.threads) < 1:
-            raise ValueError(f"invalid g2p config: {self}")
-        if self.teacher_steps < 0:
-            raise ValueError(f"teacher_steps={self.teacher_steps} must be >= 1 (0: 2 x steps)")
-        g2p_teacher.teacher_model_config(self.model("gru"), self.teacher_hidden)  # >= student
-
-    def model(self, arch: str) -> ModelConfig:
-        names = {f.name for f in fields(ModelConfig)} - {"arch"}
-        return build_config(ModelConfig, {n: getattr(self, n) for n in names}, arch=arch)
-
-
-SCALE_CONFIGS: dict[str, dict[str, Any]] = {
-    "quick": {"words": 2000, "steps": 100, "eval_every": 50, "valid_words": 100},  # <= 2 min
-    "default": {  # 3 seeds x 10 cells in about 15-20 min on 2 idle CPU cores
-        "words": 20000,
-        "test_fraction": 0.05,
-        "steps": 300,
-        "eval_every": 100,
-        "valid_words": 200,
-    },
-    "full": {
-        "words": None,
-        "steps": 30000,
-        "eval_every": 2000,
-        "valid_words": 2000,
-        "hidden": 256,
-        "emb_dim": 128,
-        "ff_dim": 512,
-        "batch_size": 128,
-        "beam_width": 8,
-        "teacher_hidden": 512,
-    },
-}
-
-
-ROWS = [{"forcing": f, "arch": a} for a in ARCHS for f in FORCING]
+ROWS = [{"forcing": f, "arch": a, "hp": tuning.DEFAULT} for a in ARCHS for f in FORCING]
 # quick: no distillation rows; a teacher (twice as wide, twice the updates, beam outputs
 # for every training word) costs about as much as five quick cells
 QUICK_ROWS = [r for r in ROWS if not r["forcing"].endswith("_kd")]
+# equal tuning (bench.tuning) of the forcing comparison on the GRU at the default scale:
+# learning rate and each strategy's own constant (scheduled sampling's final teacher
+# probability, professor forcing's loss weight), chosen on the valid words' greedy PER; the
+# Transformer and distillation rows run at their defaults (budget)
+TUNING = tuning.TuningSpec(
+    select="dev_per_greedy",
+    higher_is_better=False,
+    trials={"default": 8, "full": 8},
+    shared=(tuning.Param("lr", 3e-4, 1e-2, log=True),),
+    family="forcing",
+    params_key="forcing_params",
+    tunable=lambda m: m["arch"] == "gru" and not m["forcing"].endswith("_kd"),
+    base_params=lambda m: {"adversarial_weight": 0.1} if m["forcing"] == "professor" else {},
+)
 
 
 @register("task", "g2p")
@@ -119,8 +68,9 @@ class G2PTask(Task):
     """CMUdict G2P, forcing strategy x decoder architecture -> PER and WER."""
 
     title = "Grapheme-to-phoneme on CMUdict: decoder training strategies (PER and WER)"
-    families = ("forcing", "arch")
-    axes = {"arch": ARCHS}
+    families = ("forcing", "arch", tuning.COLUMN)
+    axes = {"arch": ARCHS, tuning.COLUMN: tuning.HP_VALUES}
+    tuning = TUNING
     rows = {scale: QUICK_ROWS if scale == "quick" else ROWS for scale in SCALE_CONFIGS}
     baseline = {"forcing": "teacher"}
     suite_seeds = {"quick": 1}
@@ -200,19 +150,26 @@ class G2PTask(Task):
 
     @staticmethod
     def _strategy(name: str, config: G2PConfig, teacher) -> ForcingStrategy:
+        params = dict(config.forcing_params)
+        weight = params.pop("adversarial_weight", config.professor_weight)  # context
         return registry.build(
             "forcing",
             name,
+            params=params,
             total_steps=config.steps,
             hidden_dim=config.hidden,
-            adversarial_weight=config.professor_weight,
+            adversarial_weight=weight,
             teacher=teacher,
         )
 
     def _teacher(self, arch: str, config: G2PConfig, data, vocabs, ctx) -> g2p_teacher.Teacher:
         """The KD teacher of (arch, seed, config), trained once and cached in the run folder."""
         settings = replace(config, steps=config.teacher_steps or 2 * config.steps)
-        key = {k: v for k, v in asdict(settings).items() if k not in ("professor_weight",)}
+        key = {
+            k: v
+            for k, v in asdict(settings).items()
+            if k not in ("professor_weight", "forcing_params")
+        }
         return g2p_teacher.load_or_train(
             g2p_teacher.teacher_model_config(config.model(arch), config.teacher_hidden),
             self._strategy("teacher", settings, None),

@@ -96,8 +96,11 @@ def test_positions_over_seeds():
     records = []
     for seed, (ss, tf) in enumerate([(0.20, 0.40), (0.22, 0.41), (0.25, 0.45)]):
         for forcing, later in (("scheduled_inverse_sigmoid", ss), ("teacher", tf)):
-            m = {"forcing": forcing, "arch": "gru"}
+            m = {"forcing": forcing, "arch": "gru", "hp": "tuned"}
             records.append(record("g2p", m, seed, {"test_per_greedy": 0.3}, g2p_curves(later)))
+            # the rows at their defaults point the other way: they are not the finding's
+            m = {"forcing": forcing, "arch": "gru", "hp": "default"}
+            records.append(record("g2p", m, seed, {"test_per_greedy": 0.3}, g2p_curves(1 - later)))
     r = evaluate(BY_ID["4"], RunData(Path("/nonexistent"), records))
     assert r.verdict == REPRODUCED and r.effect == pytest.approx(-19.667, abs=1e-3)
     assert r.unit == "points" and r.n == "3 seeds" and r.hi < 0

@@ -68,19 +68,24 @@ def test_grid_is_forcing_by_arch_with_teacher_baseline_per_arch():
     task = get_task("g2p")
     rows = task.grid()
     assert len(rows) == 10 and {r["arch"] for r in rows} == {"gru", "transformer"}
+    assert {r["hp"] for r in rows} == {"default"}
     default = task.grid(scale="default")  # the distillation rows: default and full only
     assert len(default) == 14 and not any(r["forcing"].endswith("_kd") for r in rows)
     for kd in ("word_kd", "sequence_kd"):
-        assert task.baseline_of({"forcing": kd, "arch": "gru"}) == {
+        assert task.baseline_of({"forcing": kd, "arch": "gru", "hp": "default"}) == {
             "forcing": "teacher",
             "arch": "gru",
+            "hp": "default",
         }
     assert {r["forcing"] for r in task.grid({"forcing": ["word_kd"]})} == {"teacher", "word_kd"}
-    row = {"forcing": "professor", "arch": "transformer"}
-    assert task.baseline_of(row) == {"forcing": "teacher", "arch": "transformer"}
-    assert task.baseline_of({"forcing": "teacher", "arch": "gru"}) is None
+    row = {"forcing": "professor", "arch": "transformer", "hp": "default"}
+    assert task.baseline_of(row) == {"forcing": "teacher", "arch": "transformer", "hp": "default"}
+    # a tuned row pairs with the tuned teacher forcing: equal budgets on both sides
+    tuned = {"forcing": "professor", "arch": "gru", "hp": "tuned"}
+    assert task.baseline_of(tuned) == {"forcing": "teacher", "arch": "gru", "hp": "tuned"}
+    assert task.baseline_of({"forcing": "teacher", "arch": "gru", "hp": "default"}) is None
     assert task.grid({"arch": ["gru"], "forcing": ["teacher"]}) == [
-        {"forcing": "teacher", "arch": "gru"}
+        {"forcing": "teacher", "arch": "gru", "hp": "default"}
     ]
     professor = task.grid({"forcing": ["professor"]})  # the teacher baselines stay
     assert {(r["forcing"], r["arch"]) for r in professor} == {
@@ -89,6 +94,33 @@ def test_grid_is_forcing_by_arch_with_teacher_baseline_per_arch():
     assert all(task.cells(scale, [0]) for scale in ("quick", "default", "full"))
     with pytest.raises(LookupError, match="known forcing names"):
         parse_methods("forcing=nope")
+
+
+def test_default_scale_tunes_the_gru_forcing_rows_on_the_valid_words():
+    task = get_task("g2p")
+    assert not [c for c in task.cells("quick", [0]) if c.method["hp"].startswith("trial")]
+    trials = [c for c in task.cells("default", [0, 1]) if c.method["hp"].startswith("trial")]
+    tuned_rows = {c.method["forcing"] for c in trials}
+    assert tuned_rows == {
+        "teacher",
+        "scheduled_linear",
+        "scheduled_exponential",
+        "scheduled_inverse_sigmoid",
+        "professor",
+    }
+    assert {c.method["arch"] for c in trials} == {"gru"} and {c.seed for c in trials} == {0}
+    assert len(trials) == 5 * 7  # 8 points per row, its default among them
+    assert task.tuning.select == "dev_per_greedy" and not task.tuning.higher_is_better
+    prof = [c for c in trials if c.method["forcing"] == "professor"]
+    weights = [c.config["forcing_params"]["adversarial_weight"] for c in prof]
+    assert all(0.01 <= w <= 1.0 for w in weights) and len(set(weights)) == 7
+    # the searched values reach the strategies: professor's weight is its context
+    config = g2p.build_config(g2p.G2PConfig, prof[0].config)
+    strategy = task._strategy("professor", config, None)
+    assert strategy.weight == weights[0]
+    lin = next(c for c in trials if c.method["forcing"] == "scheduled_linear")
+    strategy = task._strategy("scheduled_linear", g2p.build_config(g2p.G2PConfig, lin.config), None)
+    assert strategy.epsilon == lin.config["forcing_params"]["epsilon"]
 
 
 def test_config_is_strict():
@@ -134,12 +166,13 @@ def test_cell_is_deterministic_and_its_metrics_come_from_its_items(
     forcing, tmp_path, check_task_cell
 ):
     config = {**get_task("g2p").config("quick"), **TINY}
-    check_task_cell("g2p", {"forcing": forcing, "arch": "gru"}, config, tmp_path)
+    check_task_cell("g2p", {"forcing": forcing, "arch": "gru", "hp": "default"}, config, tmp_path)
 
 
 def test_items_are_the_test_and_valid_words(tmp_path):
     config = {**get_task("g2p").config("quick"), **TINY}
-    cell = Cell("g2p", {"forcing": "professor", "arch": "transformer"}, 0, "quick", config)
+    method = {"forcing": "professor", "arch": "transformer", "hp": "default"}
+    cell = Cell("g2p", method, 0, "quick", config)
     run = run_cell(cell, RunContext(torch.device("cpu"), run_dir=tmp_path, quiet=True), "t", {})
     assert run.record.status == "ok", run.record.error
     data = get_task("g2p")._data(g2p.build_config(g2p.G2PConfig, config))
@@ -154,7 +187,7 @@ def test_items_are_the_test_and_valid_words(tmp_path):
 
 def _tiny_cell(forcing: str, run_dir, arch: str = "gru"):
     config = {**get_task("g2p").config("quick"), **TINY}
-    cell = Cell("g2p", {"forcing": forcing, "arch": arch}, 0, "quick", config)
+    cell = Cell("g2p", {"forcing": forcing, "arch": arch, "hp": "default"}, 0, "quick", config)
     run = run_cell(cell, RunContext(torch.device("cpu"), run_dir=run_dir, quiet=True), "t", {})
     assert run.record.status == "ok", run.record.error
     return run
