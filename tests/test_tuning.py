@@ -174,8 +174,18 @@ def test_run_staged_runs_trials_then_tuned_rows_and_the_report_keeps_them_apart(
     again = run_staged(cells, ctx, "r")
     assert not again.ran and len(again.skipped) == len(cells) + 2
 
-    table = tuning_table(toy, records)
+    table = tuning_table(toy, records, tmp_path)
     assert len(table.rows) == 6 and sum(row[-1] == "✓" for row in table.rows) == 1
+    # the gain on test: the toy's test score falls as its valid score rises
+    (gain,) = table.gains
+    by_seed = {
+        (r.method[tuning.COLUMN], r.seed): r.metrics["test_score"]
+        for r in records
+        if r.method["widget"] != NONE
+    }
+    delta = sum(by_seed["tuned", s] - by_seed["default", s] for s in (0, 1)) / 2
+    assert float(gain[1]) == pytest.approx(delta, abs=0.01) and delta < 0
+    assert "over seeds" in gain[-1]
     assert "width=2" in table.rows[0][3]  # the default point shows the signature's default
     data = build_report_data(tmp_path, figures=False)
     rows = [r.method[tuning.COLUMN] for r in data.sections[0].table.rows]

@@ -83,7 +83,7 @@ def build_report_data(
                 failed=[r for r in everything if r.status != "ok"],
                 dataset_card=card_section(run_dir, task_name),
                 seeds=sorted({r.seed for r in recs}),
-                tuning=tuning_table(task, everything),
+                tuning=tuning_table(task, everything, run_dir),
             )
         )
     return ReportData(

@@ -77,6 +77,10 @@ def render_markdown(data: ReportData) -> str:
             align = ["---", "---"] + ["---:"] * (len(trials.head) - 5) + ["---", "---:", "---"]
             out += pipe_table(trials.head, align, trials.rows)
             out += [""]
+        if trials.gains:
+            out += ["### Tuned against defaults", "", trials.gains_intro, ""]
+            align = ["---", "---:", "---:", "---:", "---"]
+            out += pipe_table(trials.gains_head, align, trials.gains) + [""]
         timing = timing_markdown(section)
         if timing:
             out += ["### Speed (median over seeds)", ""] + timing + [""]
