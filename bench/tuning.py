@@ -203,6 +203,8 @@ def choices(task, records: list[Record]) -> list[Choice]:
             continue
         if not (is_trial(rec.method) or (hp == DEFAULT and rec.seed == 0)):
             continue
+        if not spec.tunable(rec.method):  # a row the task does not tune: no search to show
+            continue
         row = tuple((k, v) for k, v in rec.method.items() if k != COLUMN)
         score = rec.metrics[spec.select]
         if score is None or not math.isfinite(score):

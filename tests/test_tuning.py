@@ -151,6 +151,13 @@ def test_second_stage_picks_the_best_validation_point(toy):
     # no finished trial: no tuned cells
     assert tuning.second_stage(cells, [], lambda name: toy) == []
 
+    # a row the task does not tune has no search: no choice, no tuned cells
+    untuned = tuning.TuningSpec(**{**SPEC.__dict__, "tunable": lambda m: False})
+    toy_off = type("Off", (TunedToy,), {"tuning": untuned})()
+    toy_off.registry_name = "tuned_toy"
+    assert tuning.choices(toy_off, records) == []
+    assert tuning.second_stage(cells, records, lambda name: toy_off) == []
+
 
 def test_run_staged_runs_trials_then_tuned_rows_and_the_report_keeps_them_apart(
     toy, tmp_path, monkeypatch
