@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 
@@ -40,12 +42,28 @@ def _worker(cell: Cell, ctx: RunContext, run_id: str, env: dict, threads: int) -
     return run_cell(cell, ctx, run_id, {**env, "torch_threads": threads})
 
 
+def die_with_parent() -> None:
+    """Pool initializer: on Linux, ask the kernel to SIGTERM this worker when the driver
+    dies, so that a killed sweep (SIGTERM, SIGKILL, out of memory) leaves no worker
+    training on, orphaned; its cells rerun on resume. Elsewhere it does nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() == 1:  # the driver died before the request was in place
+        os._exit(1)
+
+
 def run_pool(cells: list[Cell], ctx: RunContext, run_id: str, env: dict, jobs: int):
     """Yield (cell, CellRun) as a pool of ``jobs`` processes finishes them."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     quiet_ctx = replace(ctx, quiet=True)  # one bar (the driver's), not one per worker
     spawn = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
+    with ProcessPoolExecutor(
+        max_workers=jobs, mp_context=spawn, initializer=die_with_parent
+    ) as pool:
         futures = {
             pool.submit(_worker, cell, quiet_ctx, run_id, env, threads): cell for cell in cells
         }

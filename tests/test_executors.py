@@ -1,7 +1,13 @@
 """Executors write the same records: in process, a local process pool, a local Ray."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +15,8 @@ import torch
 from bench import registry
 from bench.sweep import run_cells
 from bench.tasks.base import RunContext, get_task
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cells():
@@ -62,3 +70,35 @@ def test_two_cell_sweep_on_local_ray(tmp_path):
         ray.shutdown()
     assert len(summary.ran) == 2 and not summary.failed
     assert set(_metrics(tmp_path / "ray")) == {0, 1}
+
+
+POOL_SCRIPT = """
+import os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+import multiprocessing
+from bench.executors import die_with_parent
+with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                         initializer=die_with_parent) as pool:
+    print(pool.submit(os.getpid).result(), flush=True)
+    pool.submit(time.sleep, 120)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_pool_workers_die_with_a_killed_driver(tmp_path):
+    """A SIGKILLed sweep must not leave its pool workers training on (they were orphans)."""
+    driver = subprocess.Popen(
+        [sys.executable, "-c", POOL_SCRIPT], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    worker = int(driver.stdout.readline())
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    for _ in range(100):  # the kernel signals the worker at once; allow it to exit
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail(f"worker {worker} outlived its killed driver")
