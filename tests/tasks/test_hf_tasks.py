@@ -15,7 +15,7 @@ from bench.context import RunContext
 from bench.data import synthetic
 from bench.models import hf_upstream, logmel_features, pretraining, speech_metric
 from bench.store import Cell
-from bench.tasks import asr, augment, ssl_phoneme
+from bench.tasks import asr, augment, prosody, speaker, ssl_phoneme
 from bench.tasks.base import get_task
 from tests.tasks.conftest import run_tiny
 
@@ -36,7 +36,7 @@ CONFIGS = {  # the tiny scale of each task (module, key of its SCALE_CONFIGS, co
 }
 TINY_PRETRAIN = {"corpus": "quick", "model_size": "tiny", "steps": 2, "batch_size": 2}
 HF_ROWS = {
-    "speaker": {"frontend": "hf", "loss": "ntxent", "miner": "-"},
+    "speaker": {"frontend": "hf", "loss": "ntxent", "miner": "-", "hp": "default"},
     "prosody": {"frontend": "hf", "loss": "-", "miner": "-", "target": "tone"},
     "augment": {"frontend": "hf", "augment": "specaugment"},
     "asr": {"frontend": "hf", "quantizer": "-", "objective": "-", "language": "lv"}
@@ -66,6 +66,8 @@ def upstream(tmp_path_factory):
         mp.setenv("SPEECHBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
         mp.setitem(synthetic.SCALES, "quick", TINY_CORPUS)
         mp.setitem(speech_metric.SCALE_CONFIGS, "quick", CONFIGS["speaker"])
+        mp.setitem(speaker.SPEAKER_SCALES, "quick", CONFIGS["speaker"])
+        mp.setitem(prosody.PROSODY_SCALES, "quick", CONFIGS["prosody"])
         mp.setitem(augment.SCALE_CONFIGS, "quick", CONFIGS["augment"])
         mp.setitem(asr.SCALE_CONFIGS, "quick", CONFIGS["asr"])
         mp.setitem(ssl_phoneme.SCALE_CONFIGS, "quick", CONFIGS["ssl_phoneme"])
