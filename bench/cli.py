@@ -27,7 +27,15 @@ from bench.data.espeak import EspeakError
 from bench.plugins import PluginError
 from bench.registry import ContextError
 from bench.run_lock import RunFolderLocked
-from bench.sweep import SUITES, SweepSummary, default_run_dir, expand, parse_methods, run_staged
+from bench.sweep import (
+    SUITES,
+    SweepSummary,
+    default_run_dir,
+    expand,
+    parse_methods,
+    run_staged,
+    tuned_after,
+)
 from bench.sweep_file import expand_sweep, load_sweep
 from bench.tasks.base import RunContext
 
@@ -269,7 +277,8 @@ def cmd_run(args) -> int:
     if args.dry_run:
         for cell in cells:
             print(f"{cell.label}  scale={cell.scale}")
-        print(f"{len(cells)} cells")
+        tuned = tuned_after(cells)  # bench.tuning: known only once the trials have run
+        print(f"{len(cells)} cells" + f", then {tuned} tuned cells after the trials" * bool(tuned))
         return 0
     device = harness.pick_device(args.device)
     run_dir = args.out or default_run_dir(suite, cells, str(device), args.amp)

@@ -182,6 +182,11 @@ def run_cells(
     return summary
 
 
+def tuned_after(cells: list[Cell]) -> int:
+    """The number of tuned cells ``run_staged`` adds to ``cells`` after their trials."""
+    return tuning.tuned_count(cells, get_task)
+
+
 def run_staged(cells: list[Cell], ctx: RunContext, run_id: str, **executor) -> SweepSummary:
     """``run_cells``, then the tuned cells the finished trials choose (bench.tuning), so a
     resumed run re-derives the same choice from its stored trial records."""

@@ -220,6 +220,17 @@ def choices(task, records: list[Record]) -> list[Choice]:
     return out
 
 
+def tuned_count(cells: list[Cell], get_task) -> int:
+    """How many ``hp=tuned`` cells ``second_stage`` will add to ``cells`` once their trials
+    have run (one per seed of every tunable default row at a scale that searches)."""
+    n = 0
+    for cell in cells:
+        spec: TuningSpec | None = get_task(cell.task).tuning
+        if spec is not None and _tunable(None, spec, cell):
+            n += spec.trials.get(cell.scale, 0) >= 2
+    return n
+
+
 def second_stage(cells: list[Cell], records: list[Record], get_task) -> list[Cell]:
     """The ``hp=tuned`` cells of ``cells``' default rows, at the points chosen from the
     trials in ``records`` (``get_task(name)``: the task objects). A row none of whose

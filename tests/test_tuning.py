@@ -165,6 +165,7 @@ def test_run_staged_runs_trials_then_tuned_rows_and_the_report_keeps_them_apart(
     monkeypatch.setenv("SPEECHBENCH_CACHE", str(tmp_path / "cache"))  # the ETA's cell times
     ctx = RunContext(device=torch.device("cpu"), run_dir=tmp_path, quiet=True)
     cells = toy.cells("quick", [0, 1])
+    assert tuning.tuned_count(cells, lambda name: toy) == 2  # what --dry-run announces
     summary = run_staged(cells, ctx, "r")
     assert not summary.failed
     records = latest_records(tmp_path)
