@@ -133,9 +133,11 @@ def _round(x: float) -> float:
 def trial_cells(task, cells: Iterable[Cell]) -> list[Cell]:
     """The trial cells for the default rows among ``cells`` (seed 0 only)."""
     spec: TuningSpec | None = task.tuning
+    if spec is None:
+        return []
     out: list[Cell] = []
     for cell in cells:
-        if spec is None or not _tunable(task, spec, cell) or cell.seed != 0:
+        if not _tunable(spec, cell) or cell.seed != 0:
             continue
         n = spec.trials.get(cell.scale, 0)
         if n > MAX_TRIALS:
@@ -151,7 +153,7 @@ def trial_cells(task, cells: Iterable[Cell]) -> list[Cell]:
     return out
 
 
-def _tunable(task, spec: TuningSpec, cell: Cell) -> bool:
+def _tunable(spec: TuningSpec, cell: Cell) -> bool:
     return cell.method.get(COLUMN) == DEFAULT and spec.tunable(cell.method)
 
 
@@ -226,7 +228,7 @@ def tuned_count(cells: list[Cell], get_task) -> int:
     n = 0
     for cell in cells:
         spec: TuningSpec | None = get_task(cell.task).tuning
-        if spec is not None and _tunable(None, spec, cell):
+        if spec is not None and _tunable(spec, cell):
             n += spec.trials.get(cell.scale, 0) >= 2
     return n
 
@@ -246,7 +248,7 @@ def second_stage(cells: list[Cell], records: list[Record], get_task) -> list[Cel
             for c in choices(task, [r for r in records if r.task == name])
         }
         for cell in cells:
-            if cell.task != name or not _tunable(task, spec, cell):
+            if cell.task != name or not _tunable(spec, cell):
                 continue
             if spec.trials.get(cell.scale, 0) < 2:  # no search at this scale: no tuned rows
                 continue

@@ -12,6 +12,7 @@ import torch
 from bench import registry, tuning
 from bench.context import RunContext
 from bench.registry import register
+from bench.report.finding_checks import RunData
 from bench.report.model import build_report_data
 from bench.report.tuning_table import tuning_table
 from bench.store import Cell, Record, latest_records
@@ -182,7 +183,7 @@ def test_run_staged_runs_trials_then_tuned_rows_and_the_report_keeps_them_apart(
     again = run_staged(cells, ctx, "r")
     assert not again.ran and len(again.skipped) == len(cells) + 2
 
-    table = tuning_table(toy, records, tmp_path)
+    table = tuning_table(toy, records, RunData(tmp_path, records))
     assert len(table.rows) == 6 and sum(row[-1] == "✓" for row in table.rows) == 1
     # the gain on test: the toy's test score falls as its valid score rises
     (gain,) = table.gains

@@ -17,6 +17,7 @@ import torch
 
 from bench.context import RunContext
 from bench.models.batching import crops, sample_batch
+from bench.models.logmel_features import CONDITIONS
 from bench.models.metric_training import Batch, build_loss_and_miner, train_metric
 from bench.models.speaker_encoder import Encoder
 
@@ -47,7 +48,7 @@ class MetricConfig:
     def validate(self) -> None:
         if min(self.steps, self.classes_per_batch, self.crop_frames, self.eval_every) < 1:
             raise ValueError(f"invalid metric-learning config: {self}")
-        if self.eval_condition not in ("clean", "noisy") or self.eval_seconds < 0:
+        if self.eval_condition not in CONDITIONS or self.eval_seconds < 0:
             raise ValueError(
                 f"eval_condition must be clean or noisy and eval_seconds >= 0, got "
                 f"{self.eval_condition!r}, {self.eval_seconds}"
@@ -80,6 +81,7 @@ def train_speech_encoder(
     ``labels`` (0..C−1). ``valid_recall(model)`` is the curve ``valid_recall_at_1``, at
     step 1, every ``eval_every`` steps and the last (at step 0 only, untrained).
     ``make_encoder()`` builds the encoder (default: the log-mel one, ``n_mels`` inputs).
+    The loss gets the task's ``loss_params`` with ``config.method_params`` over them.
     Returns the model, its curves and its timing."""
     device = ctx.device
     if make_encoder is None:
@@ -93,7 +95,7 @@ def train_speech_encoder(
     loss_fn, mine = build_loss_and_miner(
         loss,
         miner,
-        params=loss_params,
+        params={**(loss_params or {}), **config.method_params},  # a tuning trial's values win
         num_classes=int(labels.max()) + 1,
         embedding_dim=config.embedding_dim,
         generator=ctx.generator(),

@@ -17,11 +17,12 @@ def evaluate(finding: Finding, run) -> Result:
     return (finding_checks.CHECKS | finding_curves.CHECKS)[finding.kind](finding, run)
 
 
-def evaluate_run(run_dir: str | Path, records=None) -> list[Result]:
-    """Every finding on the run folder (``records``: its latest records, if already read).
-    A check that fails on unexpected data is reported as inconclusive with the error, so the
-    rest of the report is still written."""
-    run = RunData(Path(run_dir), records)
+def evaluate_run(run_dir: str | Path, records=None, run: RunData | None = None) -> list[Result]:
+    """Every finding on the run folder (``records``: its latest records, if already read;
+    ``run``: the folder already loaded, sharing its cached items). A check that fails on
+    unexpected data is reported as inconclusive with the error, so the rest of the report is
+    still written."""
+    run = run if run is not None else RunData(Path(run_dir), records)
     out = []
     for finding in FINDINGS:
         try:

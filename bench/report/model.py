@@ -11,6 +11,7 @@ from bench import registry, tuning
 from bench.metrics import TIMING_UNITS
 from bench.report.dataset_cards import card_section
 from bench.report.figures import FORMATS, Figure
+from bench.report.finding_checks import RunData
 from bench.report.findings_eval import evaluate_run
 from bench.report.tables import (
     Table,
@@ -60,6 +61,7 @@ def build_report_data(
             f"{run_dir}: no records found (expected {run_dir / 'records.jsonl'}); "
             "give the run folder written by `python run_all.py --out DIR`"
         )
+    run = RunData(run_dir, records)  # one cache of items for the findings and tuning gains
     sections = []
     for task_name in dict.fromkeys(r.task for r in records):
         everything = [r for r in records if r.task == task_name]
@@ -83,7 +85,7 @@ def build_report_data(
                 failed=[r for r in everything if r.status != "ok"],
                 dataset_card=card_section(run_dir, task_name),
                 seeds=sorted({r.seed for r in recs}),
-                tuning=tuning_table(task, everything, run_dir),
+                tuning=tuning_table(task, everything, run),
             )
         )
     return ReportData(
@@ -92,7 +94,7 @@ def build_report_data(
         sections=sections,
         n_ok=sum(r.status == "ok" for r in records),
         n_failed=sum(r.status != "ok" for r in records),
-        findings=evaluate_run(run_dir, records),
+        findings=evaluate_run(run_dir, records, run),
     )
 
 

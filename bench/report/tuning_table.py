@@ -4,7 +4,6 @@ every tuned row, its validation score, and which one the tuned row runs with."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from bench import tuning
 from bench.metrics import spec
@@ -25,29 +24,30 @@ class TuningTable:
     gains: list[list[str]] = field(default_factory=list)
 
 
-def tuning_table(task, records: list[Record], run_dir: Path | None = None) -> TuningTable:
+def tuning_table(task, records: list[Record], run: RunData | None = None) -> TuningTable:
     """The trials of ``task`` among ``records`` (empty when the task does not tune), and,
-    with ``run_dir`` (the items), each tuned row's gain over its defaults."""
-    spec = task.tuning
+    with ``run`` (the run's rows and items, as the findings read them), each tuned row's
+    gain over its defaults."""
+    search = task.tuning
     picks = tuning.choices(task, records)
-    if spec is None or not picks:
+    if search is None or not picks:
         return TuningTable()
     rows = []
     for choice in picks:
         label = display_label(choice.method)
         for i, (hp, score, point) in enumerate(choice.trials):
-            values = [point.get(p.name) for p in spec.shared]
+            values = [point.get(p.name) for p in search.shared]
             own = ", ".join(
                 f"{k}={'default' if v is None else f'{v:.4g}'}"
-                for k, v in point.get(spec.params_key, {}).items()
+                for k, v in point.get(search.params_key, {}).items()
             )
             rows.append(
                 [label, hp]
                 + ["default" if v is None else f"{v:.4g}" for v in values]
-                + [own or "–", fmt(spec.select, score), "✓" if i == choice.best else ""]
+                + [own or "–", fmt(search.select, score), "✓" if i == choice.best else ""]
             )
     n = max(len(c.trials) for c in picks)
-    name, unit, _ = header(spec.select)
+    name, unit, _ = header(search.select)
     intro = (
         f"Every trained row had the same budget: {n} points (its defaults and {n - 1} drawn "
         f"at random from its search space), one seed each, scored by {name} on validation "
@@ -57,22 +57,21 @@ def tuning_table(task, records: list[Record], run_dir: Path | None = None) -> Tu
     head = [
         "row",
         "trial",
-        *(p.name for p in spec.shared),
+        *(p.name for p in search.shared),
         "method parameters",
         score_head,
         "chosen",
     ]
     table = TuningTable(intro, head, rows)
-    if run_dir is not None:
-        _add_gains(table, task, records, run_dir)
+    if run is not None:
+        _add_gains(table, task, run)
     return table
 
 
-def _add_gains(table: TuningTable, task, records: list[Record], run_dir: Path) -> None:
+def _add_gains(table: TuningTable, task, run: RunData) -> None:
     """Tuned − default per row on the task's headline metric (paired over test items where
     both wrote them, else over seeds), Holm over the rows."""
     metric = task.headline or task.table_metrics[0]
-    run = RunData(run_dir, [r for r in records if not tuning.is_trial(r.method)])
     found = []
     for key, tuned in run.methods(task.name, {tuning.COLUMN: tuning.TUNED}).items():
         row = {k: v for k, v in key if k != tuning.COLUMN}
@@ -86,7 +85,8 @@ def _add_gains(table: TuningTable, task, records: list[Record], run_dir: Path) -
             found.append((display_label(row), stat))
     if not found:
         return
-    scale = spec(metric).scale if spec(metric) else 1.0
+    declared = spec(metric)
+    scale = declared.scale if declared else 1.0
     adjusted = holm([st.p for _, st in found])
     name, unit, arrow = header(metric)
     table.gains_head = [

@@ -129,8 +129,8 @@ class DigitsMetricTask(Task):
         return scale_config(DigitsMetricConfig, SCALE_CONFIGS, scale)
 
     def dataset_card(self, config: dict) -> str:
-        _, y, ids = digits_by_class()["test"]
-        pixels = reference_metrics({"pixels": pixel_items(digits_by_class()["test"][0], y, ids)})
+        x, y, ids = digits_by_class()["test"]
+        pixels = reference_metrics({"pixels": pixel_items(x, y, ids)})
         return (
             "scikit-learn digits (1,797 real 8x8 handwritten images): classes 0–4 train, "
             f"classes 5–9 test (unseen). Scored layer: {config.get('embedding_layer')} "
