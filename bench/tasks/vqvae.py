@@ -149,6 +149,9 @@ class VQVAETask(Task):
         "phone_purity",
     )
     suite_seeds = {"quick": 1}  # the quick suite is a smoke test of every cell
+    # the default suite's 60-minute budget (issue 21): every quantizer at 256 entries; the
+    # codebook-size axis (32, 256, 1024) is for --methods and the sweeps
+    suite_methods = {"default": {"codebook": ["256"]}}
     cpu_threads = 1  # small convolutions: a second thread only slows them
 
     def config(self, scale: str) -> dict[str, Any]:

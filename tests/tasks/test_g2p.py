@@ -70,7 +70,13 @@ def test_grid_is_forcing_by_arch_with_teacher_baseline_per_arch():
     assert len(rows) == 10 and {r["arch"] for r in rows} == {"gru", "transformer"}
     assert {r["hp"] for r in rows} == {"default"}
     default = task.grid(scale="default")  # the distillation rows: default and full only
-    assert len(default) == 14 and not any(r["forcing"].endswith("_kd") for r in rows)
+    assert len(default) == 8 and not any(r["forcing"].endswith("_kd") for r in rows)
+    # default: every strategy on the GRU, the Transformer with teacher forcing (budget);
+    # --methods arch=transformer reaches its other strategies, `full` runs them all
+    assert [r["forcing"] for r in default if r["arch"] == "transformer"] == ["teacher"]
+    assert len(task.grid(scale="full")) == 14
+    transformer = task.grid({"arch": ["transformer"]}, scale="default")
+    assert {r["forcing"] for r in transformer} == set(g2p.FORCING)
     for kd in ("word_kd", "sequence_kd"):
         assert task.baseline_of({"forcing": kd, "arch": "gru", "hp": "default"}) == {
             "forcing": "teacher",
@@ -109,11 +115,11 @@ def test_default_scale_tunes_the_gru_forcing_rows_on_the_valid_words():
         "professor",
     }
     assert {c.method["arch"] for c in trials} == {"gru"} and {c.seed for c in trials} == {0}
-    assert len(trials) == 5 * 7  # 8 points per row, its default among them
+    assert len(trials) == 5 * 5  # 6 points per row at default, its default among them
     assert task.tuning.select == "dev_per_greedy" and not task.tuning.higher_is_better
     prof = [c for c in trials if c.method["forcing"] == "professor"]
     weights = [c.config["forcing_params"]["adversarial_weight"] for c in prof]
-    assert all(0.01 <= w <= 1.0 for w in weights) and len(set(weights)) == 7
+    assert all(0.01 <= w <= 1.0 for w in weights) and len(set(weights)) == 5
     # the searched values reach the strategies: professor's weight is its context
     config = g2p.build_config(g2p.G2PConfig, prof[0].config)
     strategy = task._strategy("professor", config, None)
