@@ -9,6 +9,10 @@ input are the cell's items. PESQ runs in a process pool; utterances on which PES
 are flagged and counted (``pesq_failures``) and named in the record, never turned into
 numbers.
 
+The learned rows are tuned (bench.tuning): a random search over the learning rate, chosen on
+the valid speakers' mixtures by PESQ-WB (``valid_utterances`` of them); the filters without
+training keep their published settings.
+
 The data are the embedded corpus's mixtures (six noise types, SNRs -5..15 dB), or
 VoiceBank-DEMAND with ``--data voicebank=PATH`` (its train set for training, its test set
 for scoring).
@@ -17,16 +21,16 @@ for scoring).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
-from bench import harness, registry
+from bench import harness, registry, tuning
 from bench.config import build_config, scale_config
 from bench.context import RunContext
 from bench.data import synthetic
-from bench.data.noisy_pairs import PairSet, crop_batch, example_index, load_pairs, test_indices
+from bench.data.noisy_pairs import PairSet, example_index, load_pairs, test_indices
 from bench.metrics.enhancement import (
     UtteranceScore,
     default_workers,
@@ -36,80 +40,32 @@ from bench.metrics.enhancement import (
     score_utterances,
 )
 from bench.metrics.weighted import ItemForm
+from bench.models.enhance_config import SCALE_CONFIGS, EnhanceConfig
+from bench.models.enhance_training import SAMPLE_RATE, train_enhancer
 from bench.models.enhancement import enhance_all
 from bench.registry import register
 from bench.store import Cell, stable_hash, write_atomic
 from bench.tasks.base import NONE, CellResult, Items, Task, product
-from bench.training import StepOutput, sgd_update, train, warmup_linear_decay
 
-SAMPLE_RATE = 16000
+__all__ = ["SCALE_CONFIGS", "EnhanceConfig", "EnhanceTask", "train_enhancer"]
 
-
-@dataclass
-class EnhanceConfig:
-    corpus: str = "quick"  # embedded corpus scale (ignored with --data voicebank=PATH)
-    steps: int = 300  # training updates of the learned enhancers
-    batch_size: int = 8
-    crop_seconds: float = 1.0  # random (noisy, clean) crops for training
-    lr: float = 3e-4  # Adam peak, linear warm-up then linear decay (1e-3 hurt PESQ)
-    warmup_fraction: float = 0.05
-    grad_clip: float = 5.0
-    test_utterances: int = 30  # scored test mixtures, balanced over noise types (0: all)
-    pesq_workers: int = 0  # processes of the PESQ pool (0: all cores)
-
-    def validate(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.crop_seconds <= 0 or self.lr <= 0:
-            raise ValueError(f"invalid enhancement config: {self}")
-        if self.test_utterances < 0 or self.pesq_workers < 0:
-            raise ValueError(f"test_utterances and pesq_workers must be >= 0: {self}")
-
-
-SCALE_CONFIGS = {
-    "quick": {"corpus": "quick", "steps": 120, "batch_size": 4, "test_utterances": 24},
-    # default: 200 test mixtures (of 488), balanced over the six noise types (issue 21: 60
-    # mixtures detected only large PESQ differences)
-    "default": {"corpus": "default", "steps": 400, "batch_size": 8, "test_utterances": 200},
-    "full": {"corpus": "full", "steps": 20000, "batch_size": 16, "test_utterances": 0},
-}
 LOSSES = ("l1", "neg_sisdr", "mrstft")
 # non-learned enhancers once (nothing to train: no loss), learned ones x every training loss;
 # non-learned ones do not depend on the seed, but each seed is still a cell, so every row of
 # the table has the same seeds for the paired tests
-ROWS = product(enhancer=("identity", "specsub", "wiener"), enh_loss=NONE) + product(
-    enhancer=("mask", "convtasnet"), enh_loss=LOSSES
+ROWS = product(enhancer=("identity", "specsub", "wiener"), enh_loss=NONE, hp=NONE) + product(
+    enhancer=("mask", "convtasnet"), enh_loss=LOSSES, hp=tuning.DEFAULT
 )
-
-
-def train_enhancer(
-    model: torch.nn.Module, loss_name: str, pairs: PairSet, config: EnhanceConfig, ctx: RunContext
-) -> tuple[list[float], dict[str, float | None]]:
-    """Train ``model`` on random crops of ``pairs`` with the loss ``loss_name``; return the
-    per-step losses and the timing."""
-    loss_fn = registry.build("enh_loss", loss_name).to(ctx.device)
-    rng = ctx.rng()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    crop = round(config.crop_seconds * SAMPLE_RATE)
-    model.train()
-
-    def forward(step: int) -> StepOutput:
-        noisy, clean = crop_batch(pairs, rng, config.batch_size, crop)
-        noisy, clean = noisy.to(ctx.device), clean.to(ctx.device)
-        with ctx.autocast():
-            estimate = model(noisy).float()
-        return StepOutput(loss_fn(estimate, clean), items=config.batch_size)
-
-    result = train(
-        forward,
-        config.steps,
-        ctx,
-        optimizer=optimizer,
-        update=sgd_update(optimizer, clip_grad_norm=config.grad_clip),
-        schedule=warmup_linear_decay(config.steps, config.warmup_fraction),
-        desc=f"train {model.registry_name}/{loss_name}",
-    )
-    rate = result.timing["train_samples_per_s"]
-    result.timing["train_audio_s_per_s"] = rate * config.crop_seconds if rate else None
-    return result.curves["train_loss"], result.timing
+# equal tuning (bench.tuning) of the learned enhancers: the same random search over the
+# learning rate for every (enhancer, loss), chosen on the valid mixtures' PESQ-WB; 4 points
+# at the default scale (a learned cell costs about 80 s: the 60-minute budget), 8 at full.
+# The filters without training keep their published settings.
+TUNING = tuning.TuningSpec(
+    select="valid_pesq_wb",
+    higher_is_better=True,
+    trials={"default": 4, "full": 8},
+    shared=(tuning.Param("lr", 1e-4, 3e-3, log=True),),
+)
 
 
 @register("task", "enhance")
@@ -117,9 +73,11 @@ class EnhanceTask(Task):
     """Enhancers x training losses -> PESQ-WB/NB, STOI, ESTOI, SI-SDR and their gains."""
 
     title = "Speech enhancement: PESQ, STOI, SI-SDR on the test speakers' noisy mixtures"
-    families = ("enhancer", "enh_loss")
+    families = ("enhancer", "enh_loss", tuning.COLUMN)
+    axes = {tuning.COLUMN: tuning.HP_VALUES}
     rows = {scale: ROWS for scale in SCALE_CONFIGS}
-    baseline = {"enhancer": "identity", "enh_loss": NONE}
+    baseline = {"enhancer": "identity", "enh_loss": NONE, tuning.COLUMN: NONE}
+    tuning = TUNING
     suite_seeds = {"quick": 1, "default": 3}
     # the default suite's 60-minute budget (issue 21): every enhancer, the learned ones
     # trained with SI-SDR (Conv-TasNet's loss); the L1 and MR-STFT rows are for --methods
@@ -190,6 +148,9 @@ class EnhanceTask(Task):
             with torch.no_grad():
                 timing["flops_per_audio_second"] = harness.count_flops(lambda: model(one_second))
 
+        # VoiceBank-DEMAND has no valid split: no valid score, so its rows are not tuned
+        if learned and config.valid_utterances and not source.startswith("voicebank="):
+            parameters["valid_pesq_wb"] = self._valid_pesq(model, source, config, workers, ctx)
         enhanced, seconds = enhance_all(model, test.noisy, SAMPLE_RATE, ctx)
         timing["rtf"] = seconds / (sum(len(a) for a in test.noisy) / SAMPLE_RATE)
         timing["eval_samples_per_s"] = len(test.noisy) / seconds
@@ -217,6 +178,16 @@ class EnhanceTask(Task):
         )
         metrics = {**parameters, **self.metrics_from_items(items, cell.config)}
         return CellResult(metrics=metrics, curves=curves, timing=timing, items=items)
+
+    @staticmethod
+    def _valid_pesq(model, source: str, config: EnhanceConfig, workers: int, ctx) -> float:
+        """Mean PESQ-WB of the trained model on the embedded corpus's valid mixtures (the
+        valid speakers'): what tuning selects on, never the test set."""
+        pairs = load_pairs(source, "valid")
+        valid = pairs.subset(test_indices(pairs.utts, config.valid_utterances))
+        enhanced, _ = enhance_all(model, valid.noisy, SAMPLE_RATE, ctx)
+        scores = score_utterances(valid.clean, enhanced, SAMPLE_RATE, workers)
+        return float(np.nanmean([s.pesq_wb for s in scores]))
 
     def item_forms(self, config: dict) -> dict[str, ItemForm]:
         return enhancement_forms()

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix, f1_score
 
-from bench import registry
+from bench import registry, tuning
 from bench.config import build_config, scale_config
 from bench.data import synthetic
 from bench.data.seen_speakers import seen_speaker_splits
@@ -47,7 +47,7 @@ TARGETS = ("tone", "speaker")
 # ones), so that no target saturates (whole utterances: speaker ID 100% for every loss)
 PROSODY_SCALES = SCALE_CONFIGS | {"default": SCALE_CONFIGS["default"] | {"eval_seconds": 1.0}}
 LOSS_PARAMS = {"proxy_nca": {"scale": 8.0}}  # Proxy-NCA++'s softmax scale (1/τ, τ ≈ 1/9)
-UNTRAINED = {"loss": NONE, "miner": NONE}  # random init, no training
+UNTRAINED = {"loss": NONE, "miner": NONE, "hp": NONE}  # random init, no training
 LOSS_ROWS = [  # quick/default: one triplet miner (the speaker task compares the miners)
     UNTRAINED,
     {"loss": "contrastive", "miner": NONE},
@@ -63,8 +63,31 @@ ALL_MINERS = [  # full: every miner of the triplet loss
 ]
 
 
+# equal tuning (bench.tuning), as in the speaker task: every loss gets the same random
+# search over its learning rate and its own main hyper-parameter, chosen on the valid
+# utterances' accuracy (the linear head fitted on train); 6 points at the default scale
+TUNING = tuning.TuningSpec(
+    select="valid_accuracy",
+    higher_is_better=True,
+    trials={"default": 6, "full": 8},
+    shared=(tuning.Param("lr", 1e-4, 1e-2, log=True),),
+    family="loss",
+    base_params=lambda method: LOSS_PARAMS.get(method["loss"], {}),
+)
+
+
 def with_targets(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    return [{"frontend": "logmel", **r, "target": t} for t in TARGETS for r in rows]
+    """The rows for each target, the trained ones at their defaults (hp=default)."""
+    return [
+        {
+            "frontend": "logmel",
+            **{k: v for k, v in r.items() if k != "hp"},
+            "target": t,
+            "hp": r.get("hp", tuning.DEFAULT),
+        }
+        for t in TARGETS
+        for r in rows
+    ]
 
 
 def optional(name: str) -> str | None:
@@ -77,8 +100,8 @@ class ProsodyTask(Task):
     """Tone-of-voice and speaker-ID classification on seen speakers with each loss."""
 
     title = "Tone of voice and speaker ID on seen speakers: accuracy, macro-F1, calibration"
-    families = ("frontend", "loss", "miner", "target")
-    axes = {"target": TARGETS}
+    families = ("frontend", "loss", "miner", "target", tuning.COLUMN)
+    axes = {"target": TARGETS, tuning.COLUMN: tuning.HP_VALUES}
     rows = {
         "quick": with_targets(LOSS_ROWS),
         "default": with_targets(LOSS_ROWS),
@@ -88,6 +111,7 @@ class ProsodyTask(Task):
     table_metrics = ("accuracy", "macro_f1", "ece_before", "ece_after", "nll")
     suite_seeds = {"quick": 1}
     cpu_threads = 1  # small convolutions: a second thread only slows them (harness)
+    tuning = TUNING
 
     def config(self, scale: str) -> dict:
         return scale_config(MetricConfig, PROSODY_SCALES, scale)
@@ -148,6 +172,9 @@ class ProsodyTask(Task):
         }
         metrics = self.metrics_from_items({"test": test}, cell.config)
         metrics["temperature"] = float(fitted["temperature"].params()["temperature"])
+        # what tuning selects on, never test: the head's accuracy on the valid utterances
+        valid_pred = logits["valid"].argmax(1).cpu().numpy()
+        metrics["valid_accuracy"] = float((valid_pred == y["valid"]).mean())
         curves["confusion"] = confusion_matrix(
             test["label"], test["pred"], labels=list(range(len(classes)))
         ).tolist()

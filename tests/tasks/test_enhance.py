@@ -35,21 +35,17 @@ TINY = {
 def test_grid_pairs_losses_with_learned_enhancers_only():
     task = get_task("enhance")
     rows = task.grid()
-    assert {"enhancer": "identity", "enh_loss": "-"} in rows
-    assert {"enhancer": "wiener", "enh_loss": "-"} in rows
-    assert {"enhancer": "mask", "enh_loss": "mrstft"} in rows
+    identity = {"enhancer": "identity", "enh_loss": "-", "hp": "-"}  # nothing to tune: hp -
+    assert identity in rows
+    assert {"enhancer": "wiener", "enh_loss": "-", "hp": "-"} in rows
+    assert {"enhancer": "mask", "enh_loss": "mrstft", "hp": "default"} in rows
     assert not any(r["enhancer"] == "specsub" and r["enh_loss"] != "-" for r in rows)
     assert len(rows) == 3 + 2 * 3
     narrowed = task.grid({"enhancer": ["identity", "convtasnet"], "enh_loss": ["l1"]})
-    assert narrowed == [
-        {"enhancer": "identity", "enh_loss": "-"},
-        {"enhancer": "convtasnet", "enh_loss": "l1"},
-    ]
-    assert task.baseline_of({"enhancer": "identity", "enh_loss": "-"}) is None
-    assert task.baseline_of({"enhancer": "mask", "enh_loss": "l1"}) == {
-        "enhancer": "identity",
-        "enh_loss": "-",
-    }
+    assert narrowed == [identity, {"enhancer": "convtasnet", "enh_loss": "l1", "hp": "default"}]
+    assert task.baseline_of(identity) is None
+    for hp in ("default", "tuned"):  # a tuned row is tested against the noisy input too
+        assert task.baseline_of({"enhancer": "mask", "enh_loss": "l1", "hp": hp}) == identity
     with pytest.raises(LookupError, match="known enhancer names"):
         parse_methods("enhancer=nope")
     assert all(task.cells(scale, [0]) for scale in ("quick", "default", "full"))
@@ -231,3 +227,31 @@ def test_enhance_on_voicebank_counts_pesq_failures(tiny_setup):
         assert items["item_id"].tolist() == ["p232_001", "p257_004"]
         assert items["pesq_failed"].tolist() == [0, 1] and np.isnan(items["pesq_wb"][1])
     assert "VoiceBank-DEMAND" in (out / "report.md").read_text()
+
+
+def test_learned_rows_are_tuned_on_the_valid_mixtures(tiny_setup, monkeypatch):
+    """Equal tuning of the learned enhancers: trials at seed 0, then the tuned row at the
+    learning rate whose valid PESQ-WB was best; the filters without training are not
+    searched, and the default suite's search draws 4 points per learned row."""
+    task = get_task("enhance")
+    default = task.cells("default", [0])
+    trials = [c for c in default if c.method["hp"].startswith("trial")]
+    assert {c.method["enhancer"] for c in trials} == {"mask", "convtasnet"}
+    assert len(trials) == 6 * 3 and all(1e-4 <= c.config["lr"] <= 3e-3 for c in trials)
+    monkeypatch.setitem(task.tuning.trials, "quick", 3)
+    monkeypatch.setitem(enhance.SCALE_CONFIGS, "quick", {**TINY, "valid_utterances": 3})
+    out = tiny_setup / "run"
+    methods = "enhancer=identity,enhancer=mask,enh_loss=neg_sisdr"
+    args = ["--suite", "quick", "--tasks", "enhance", "--methods", methods, "--quiet"]
+    assert main([*args, "--out", str(out)]) == 0
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
+    assert "valid_pesq_wb" not in next(r for r in records if r["method"]["hp"] == "-")["metrics"]
+    mask = {r["method"]["hp"]: r for r in records if r["method"]["enhancer"] == "mask"}
+    assert set(mask) == {"default", "trial1", "trial2", "tuned"}
+    valid = {hp: mask[hp]["metrics"]["valid_pesq_wb"] for hp in ("default", "trial1", "trial2")}
+    assert all(1.0 <= v <= 4.65 for v in valid.values())
+    best = max(valid, key=lambda hp: (valid[hp], hp == "default"))
+    assert mask["tuned"]["config"]["lr"] == mask[best]["config"]["lr"]
+    report = (out / "report.md").read_text()
+    assert "### Tuning trials" in report and "valid_pesq_wb" in report

@@ -37,7 +37,7 @@ CONFIGS = {  # the tiny scale of each task (module, key of its SCALE_CONFIGS, co
 TINY_PRETRAIN = {"corpus": "quick", "model_size": "tiny", "steps": 2, "batch_size": 2}
 HF_ROWS = {
     "speaker": {"frontend": "hf", "loss": "ntxent", "miner": "-", "hp": "default"},
-    "prosody": {"frontend": "hf", "loss": "-", "miner": "-", "target": "tone"},
+    "prosody": {"frontend": "hf", "loss": "-", "miner": "-", "target": "tone", "hp": "-"},
     "augment": {"frontend": "hf", "augment": "specaugment"},
     "asr": {"frontend": "hf", "quantizer": "-", "objective": "-", "language": "lv"}
     | {"labeled": "all"},
@@ -137,6 +137,8 @@ def test_hf_rows_of_the_grid_are_paired_and_not_repeated():
     assert [r["language"] for r in asr_rows if r["frontend"] == "hf"] == ["en", "lv"]
     assert {r["frontend"] for r in asr_rows} == {"hf", "logmel"}  # logmel: the baseline
     prosody = get_task("prosody").grid({"frontend": ["hf"], "loss": ["ntxent"]}, "quick")
+    targets = ("tone", "speaker")
     assert prosody == [
-        {"frontend": "hf", "loss": "ntxent", "miner": "-", "target": t} for t in ("tone", "speaker")
-    ] + [{"frontend": "hf", "loss": "-", "miner": "-", "target": t} for t in ("tone", "speaker")]
+        {"frontend": "hf", "loss": "ntxent", "miner": "-", "target": t, "hp": "default"}
+        for t in targets
+    ] + [{"frontend": "hf", "loss": "-", "miner": "-", "target": t, "hp": "-"} for t in targets]

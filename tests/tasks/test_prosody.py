@@ -140,3 +140,24 @@ def test_prosody_task_runs_end_to_end(tiny_setup):
     assert (out / "figures" / "prosody_confusion_tone.png").exists()
     report = (out / "report.md").read_text()
     assert "ece_after" in report
+
+
+def test_tuning_picks_the_valid_accuracy_point_and_reruns_it(tiny_setup, monkeypatch):
+    """Equal tuning as in the speaker task: trials at seed 0, then the tuned row at the
+    point with the best *valid* accuracy (the test accuracy never enters the choice)."""
+    task = get_task("prosody")
+    assert not task.cells("quick", [0])[0].method["hp"].startswith("trial")
+    monkeypatch.setitem(task.tuning.trials, "quick", 3)  # 3 points in this test only
+    out = tiny_setup / "run"
+    args = ["--suite", "quick", "--tasks", "prosody", "--methods", "loss=ntxent,target=tone"]
+    assert main([*args, "--quiet", "--out", str(out)]) == 0
+    records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+    assert all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
+    by_hp = {r["method"]["hp"]: r for r in records if r["method"]["loss"] == "ntxent"}
+    assert set(by_hp) == {"default", "trial1", "trial2", "tuned"}
+    points = {hp: by_hp[hp]["config"]["lr"] for hp in ("default", "trial1", "trial2")}
+    assert len(set(points.values())) == 3 and all(1e-4 <= v <= 1e-2 for v in points.values())
+    valid = {hp: by_hp[hp]["metrics"]["valid_accuracy"] for hp in points}
+    best = max(valid, key=lambda hp: (valid[hp], hp == "default"))
+    assert by_hp["tuned"]["config"]["lr"] == points[best]
+    assert "### Tuning trials" in (out / "report.md").read_text()
