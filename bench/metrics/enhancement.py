@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import math
 import multiprocessing
+import multiprocessing.util
 import os
 import sys
 import threading
@@ -168,6 +169,11 @@ def get_pool(workers: int) -> ProcessPoolExecutor:
             initializer=_exit_with_parent,
             initargs=(os.getpid(),),
         )
+        # in a process that is itself a multiprocessing worker (``--jobs N``), exit joins its
+        # children *before* atexit runs, so an open pool hung it (and the run) forever; a
+        # finalizer runs first, and its priority is above the pool queues' own (10), which
+        # would otherwise close the queue that carries the workers' stop signal
+        multiprocessing.util.Finalize(None, shutdown_pools, exitpriority=100)
     return _POOLS[workers]
 
 

@@ -2,6 +2,10 @@
 and cross-checks against torchmetrics where it is installed."""
 
 import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,3 +150,35 @@ def test_length_mismatch_is_an_error():
         from bench.metrics.enhancement import pesq_score
 
         pesq_score(np.zeros(100), np.zeros(100), 44100, "wb")
+
+
+def test_a_jobs_worker_that_scored_with_the_pool_exits(tmp_path):
+    """A ``--jobs N`` worker (itself a multiprocessing child) that used the scoring pool must
+    exit when its pool is shut down: exit joins a process's children before atexit runs, so
+    the open scoring pool hung the worker, and the run, forever (a whole default run waited
+    at the end of its first stage)."""
+    script = tmp_path / "nested_pools.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            def cell(_):
+                from bench.metrics import enhancement
+                return enhancement._pool_map(abs, [-1, -2, -3, -4], 2)
+
+            if __name__ == "__main__":
+                spawn = multiprocessing.get_context("spawn")
+                with ProcessPoolExecutor(1, mp_context=spawn) as jobs:
+                    print(jobs.submit(cell, 0).result())
+                print("exited")
+            """
+        )
+    )
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=repo, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[1,", "2,", "3,", "4]", "exited"]
