@@ -35,7 +35,7 @@ SCALE_CONFIGS = {
     "quick": {"corpus": "quick", "steps": 120, "batch_size": 4, "test_utterances": 24},
     # default: 200 test mixtures (of 488), balanced over the six noise types (issue 21: 60
     # mixtures detected only large PESQ differences)
-    # 48 valid mixtures score the tuning trials (about 7 s of PESQ a cell)
+    # 48 valid mixtures score the tuning trials (a quarter of the test set's PESQ time)
     "default": {
         "corpus": "default",
         "steps": 400,

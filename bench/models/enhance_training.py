@@ -7,12 +7,11 @@ import torch
 from bench import registry
 from bench.context import RunContext
 from bench.data.noisy_pairs import PairSet, crop_batch
+from bench.data.synthetic import SAMPLE_RATE
 from bench.models.enhance_config import EnhanceConfig
 from bench.training import StepOutput, sgd_update, train, warmup_linear_decay
 
 __all__ = ["train_enhancer"]
-
-SAMPLE_RATE = 16000
 
 
 def train_enhancer(

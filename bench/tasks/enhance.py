@@ -31,6 +31,7 @@ from bench.config import build_config, scale_config
 from bench.context import RunContext
 from bench.data import synthetic
 from bench.data.noisy_pairs import PairSet, example_index, load_pairs, test_indices
+from bench.data.synthetic import SAMPLE_RATE
 from bench.metrics.enhancement import (
     UtteranceScore,
     default_workers,
@@ -41,7 +42,7 @@ from bench.metrics.enhancement import (
 )
 from bench.metrics.weighted import ItemForm
 from bench.models.enhance_config import SCALE_CONFIGS, EnhanceConfig
-from bench.models.enhance_training import SAMPLE_RATE, train_enhancer
+from bench.models.enhance_training import train_enhancer
 from bench.models.enhancement import enhance_all
 from bench.registry import register
 from bench.store import Cell, stable_hash, write_atomic
@@ -58,7 +59,7 @@ ROWS = product(enhancer=("identity", "specsub", "wiener"), enh_loss=NONE, hp=NON
 )
 # equal tuning (bench.tuning) of the learned enhancers: the same random search over the
 # learning rate for every (enhancer, loss), chosen on the valid mixtures' PESQ-WB; 4 points
-# at the default scale (a learned cell costs about 80 s: the 60-minute budget), 8 at full.
+# at the default scale (a learned cell took 52-108 s: the 60-minute budget), 8 at full.
 # The filters without training keep their published settings.
 TUNING = tuning.TuningSpec(
     select="valid_pesq_wb",

@@ -47,7 +47,7 @@ TARGETS = ("tone", "speaker")
 # ones), so that no target saturates (whole utterances: speaker ID 100% for every loss)
 PROSODY_SCALES = SCALE_CONFIGS | {"default": SCALE_CONFIGS["default"] | {"eval_seconds": 1.0}}
 LOSS_PARAMS = {"proxy_nca": {"scale": 8.0}}  # Proxy-NCA++'s softmax scale (1/τ, τ ≈ 1/9)
-UNTRAINED = {"loss": NONE, "miner": NONE, "hp": NONE}  # random init, no training
+UNTRAINED = {"loss": NONE, "miner": NONE}  # random init, no training
 LOSS_ROWS = [  # quick/default: one triplet miner (the speaker task compares the miners)
     UNTRAINED,
     {"loss": "contrastive", "miner": NONE},
@@ -79,12 +79,7 @@ TUNING = tuning.TuningSpec(
 def with_targets(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     """The rows for each target, the trained ones at their defaults (hp=default)."""
     return [
-        {
-            "frontend": "logmel",
-            **{k: v for k, v in r.items() if k != "hp"},
-            "target": t,
-            "hp": r.get("hp", tuning.DEFAULT),
-        }
+        {"frontend": "logmel", **r, "target": t, "hp": NONE if r == UNTRAINED else tuning.DEFAULT}
         for t in TARGETS
         for r in rows
     ]
@@ -107,7 +102,7 @@ class ProsodyTask(Task):
         "default": with_targets(LOSS_ROWS),
         "full": with_targets(ALL_MINERS),
     }
-    baseline = UNTRAINED
+    baseline = UNTRAINED | {tuning.COLUMN: NONE}
     table_metrics = ("accuracy", "macro_f1", "ece_before", "ece_after", "nll")
     suite_seeds = {"quick": 1}
     cpu_threads = 1  # small convolutions: a second thread only slows them (harness)
