@@ -8,6 +8,7 @@ sweep goes on; cells already finished in the run folder are skipped (resume).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from bench.cells import run_cell
 from bench.context import RunContext
 from bench.data.checks import check_corpora
 from bench.eta import CellTimes
-from bench.store import Cell, RunStore, stable_hash, write_items
+from bench.store import Cell, RunStore, read_items, stable_hash, write_items
 from bench.tasks.base import get_task
 
 
@@ -196,10 +197,46 @@ def run_staged(cells: list[Cell], ctx: RunContext, run_id: str, **executor) -> S
     tuned = tuning.second_stage(cells, stored, get_task)
     if not tuned:
         return summary
-    second = run_cells(tuned, ctx, run_id, **executor)
+    sources = tuning.already_ran(tuned, stored)
+    copied = _copy_records(tuned, sources, ctx, run_id)
+    second = run_cells([c for c in tuned if c.key not in sources], ctx, run_id, **executor)
+    kept = [c for c in tuned if c.key in sources and c not in copied]  # copied before a resume
     return SweepSummary(
-        summary.ran + second.ran, summary.skipped + second.skipped, summary.failed + second.failed
+        summary.ran + second.ran + copied,
+        summary.skipped + second.skipped + kept,
+        summary.failed + second.failed,
     )
+
+
+def _copy_records(tuned: list[Cell], sources: dict, ctx: RunContext, run_id: str) -> list[Cell]:
+    """Record each tuned cell whose computation already ran (``sources``, from
+    tuning.already_ran) as a copy of that cell's record and items, marked
+    ``env.reused_from``; returns the cells copied now (not those a resumed run holds)."""
+    store = RunStore(ctx.run_dir)
+    done = store.completed_keys()
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    copied = []
+    for cell in tuned:
+        source = sources.get(cell.key)
+        if source is None or cell.key in done:
+            continue
+        items = read_items(ctx.run_dir, source.cell_key)
+        if items:  # the items first: a record never points at missing items
+            write_items(ctx.run_dir, cell.key, items)
+        store.append(
+            replace(
+                source,
+                run_id=run_id,
+                method=dict(cell.method),
+                config=dict(cell.config),
+                cell_key=cell.key,
+                started=now,
+                seconds=0.0,  # nothing ran; the source record holds the computation's time
+                env={**source.env, "reused_from": source.cell_key},
+            )
+        )
+        copied.append(cell)
+    return copied
 
 
 def _results(pending, ctx, run_id, env, executor, jobs, ray_address, bar):

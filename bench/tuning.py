@@ -10,6 +10,9 @@ a ``TuningSpec`` gets, for every trained row of its grid (axis ``hp`` = ``defaul
    0, so a method gets ``n`` points, its paper default among them;
 2. after they finish (``second_stage``), cells ``hp=tuned`` at every seed of the default row,
    at the point with the best validation score (``spec.select``, never a test metric).
+   A tuned cell whose computation has already run (``already_ran``: the chosen trial is
+   the tuned row's seed 0; a default win is the default row at every seed) is not run
+   again: its record is a copy of that cell's, marked ``env.reused_from``.
 
 Trials are records like any other (their config holds the point); the report shows the
 ``default`` and ``tuned`` rows side by side and lists the trials in a table of their own.
@@ -35,6 +38,7 @@ __all__ = [
     "Param",
     "TuningSpec",
     "is_trial",
+    "already_ran",
     "second_stage",
     "trial_cells",
 ]
@@ -101,6 +105,9 @@ class TuningSpec:
     tunable: Callable[[dict[str, str]], bool] = field(default=lambda method: True)
     # the task's own values of a method's parameters where they differ from its signature's
     base_params: Callable[[dict[str, str]], dict] = field(default=lambda method: {})
+    # config overrides of the trial cells only: what a trial, chosen on validation, need not
+    # compute (enhance: its test set's PESQ); the tuned cells run without them
+    trial_config: dict = field(default_factory=dict)
 
     def space(self, method: dict[str, str]) -> tuple[tuple[Param, ...], tuple[Param, ...]]:
         """(shared config parameters, the method's own parameters) searched for ``method``."""
@@ -147,7 +154,7 @@ def trial_cells(task, cells: Iterable[Cell]) -> list[Cell]:
                 replace(
                     cell,
                     method={**cell.method, COLUMN: trial_value(k)},
-                    config=_with_point(cell.config, point),
+                    config=_with_point(cell.config, {**spec.trial_config, **point}),
                 )
             )
     return out
@@ -259,4 +266,26 @@ def second_stage(cells: list[Cell], records: list[Record], get_task) -> list[Cel
             hp, _, point = choice.chosen
             config = _with_point(cell.config, point) if hp != DEFAULT else dict(cell.config)
             out.append(replace(cell, method={**cell.method, COLUMN: TUNED}, config=config))
+    return out
+
+
+def _computation(task: str, method: dict[str, str], config: dict, seed: int, scale: str) -> str:
+    """What fixes a cell's result apart from its ``hp`` label: no task reads ``hp``, and a
+    cell is seeded by its seed alone (bench.cells), so equal keys mean equal computations."""
+    row = {k: v for k, v in method.items() if k != COLUMN}
+    return stable_hash({"task": task, "row": row, "config": config, "seed": seed, "scale": scale})
+
+
+def already_ran(tuned: list[Cell], records: list[Record]) -> dict[str, Record]:
+    """Per tuned cell key, the stored ok record (a trial or a default-row cell) that ran
+    the same computation: the same row, config, seed and scale."""
+    ran: dict[str, Record] = {}
+    for rec in records:
+        if rec.status == "ok" and (is_trial(rec.method) or rec.method.get(COLUMN) == DEFAULT):
+            ran[_computation(rec.task, rec.method, rec.config, rec.seed, rec.scale)] = rec
+    out = {}
+    for cell in tuned:
+        source = ran.get(_computation(cell.task, cell.method, cell.config, cell.seed, cell.scale))
+        if source is not None:
+            out[cell.key] = source
     return out

@@ -149,6 +149,24 @@ def test_second_stage_picks_the_best_validation_point(toy):
     tuned = tuning.second_stage(cells, records, lambda name: toy)
     assert all(c.config == default0.config for c in tuned)
 
+    # ... and every tuned cell is then a default-row cell that already ran: none runs again
+    ran = records + [_record(c, 0.0) for c in cells if c.seed == 1 and c.method["widget"] != NONE]
+    reused = tuning.already_ran(tuned, ran)
+    assert {k: (r.seed, r.method[tuning.COLUMN]) for k, r in reused.items()} == {
+        c.key: (c.seed, tuning.DEFAULT) for c in tuned
+    }
+    # a trial's point wins: only seed 0 (the trial itself) has run
+    records[3] = _record(trials[2], 9.0)
+    tuned = tuning.second_stage(cells, records, lambda name: toy)
+    reused = tuning.already_ran(tuned, ran)
+    assert [r.cell_key for r in reused.values()] == [trials[2].key]
+    assert list(reused) == [next(c.key for c in tuned if c.seed == 0)]
+    # a failed trial is no computation to reuse
+    failed = [r for r in ran if r.cell_key != trials[2].key] + [
+        _record(trials[2], 9.0, status="failed")
+    ]
+    assert tuning.already_ran(tuned, failed) == {}
+
     # no finished trial: no tuned cells
     assert tuning.second_stage(cells, [], lambda name: toy) == []
 
@@ -179,6 +197,16 @@ def test_run_staged_runs_trials_then_tuned_rows_and_the_report_keeps_them_apart(
         if r.seed == 0 and r.method["widget"] != NONE and r.method[tuning.COLUMN] != tuning.TUNED
     }
     assert chosen.metrics["valid_score"] == max(valid_of.values())  # chosen on validation
+    # the tuned seed-0 cell is the chosen trial's computation: copied, not run again
+    by_key = {r.cell_key: r for r in records}
+    tuned0 = next(r for r in records if r.method[tuning.COLUMN] == tuning.TUNED and r.seed == 0)
+    source = by_key[tuned0.env["reused_from"]]
+    assert source.method[tuning.COLUMN] != tuning.TUNED and source.seed == 0
+    assert source.metrics == tuned0.metrics and source.config == tuned0.config
+    assert tuned0.seconds == 0.0 and tuned0.cell_key != source.cell_key
+    tuned1 = next(r for r in records if r.method[tuning.COLUMN] == tuning.TUNED and r.seed == 1)
+    assert "reused_from" not in tuned1.env  # seed 1 at the chosen point had not run: it ran
+    assert len(summary.ran) == len(cells) + 2
     # a resumed run derives the same tuned cells and runs nothing
     again = run_staged(cells, ctx, "r")
     assert not again.ran and len(again.skipped) == len(cells) + 2

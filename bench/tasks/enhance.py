@@ -20,6 +20,7 @@ for scoring).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict
 
@@ -51,6 +52,7 @@ from bench.tasks.base import NONE, CellResult, Items, Task, product
 __all__ = ["SCALE_CONFIGS", "EnhanceConfig", "EnhanceTask", "train_enhancer"]
 
 LOSSES = ("l1", "neg_sisdr", "mrstft")
+SCORE_TEST = "score_test"  # a cell-config key only trials carry (False): no test scores
 # non-learned enhancers once (nothing to train: no loss), learned ones x every training loss;
 # non-learned ones do not depend on the seed, but each seed is still a cell, so every row of
 # the table has the same seeds for the paired tests
@@ -66,6 +68,7 @@ TUNING = tuning.TuningSpec(
     higher_is_better=True,
     trials={"default": 4, "full": 8},
     shared=(tuning.Param("lr", 1e-4, 3e-3, log=True),),
+    trial_config={SCORE_TEST: False},  # a trial is chosen on validation: no test PESQ
 )
 
 
@@ -121,6 +124,7 @@ class EnhanceTask(Task):
     def run(self, cell: Cell, ctx: RunContext) -> CellResult:
         raw = dict(cell.config)
         data = raw.pop("data", {})
+        score_test = raw.pop(SCORE_TEST, True)  # False in tuning trials (TUNING.trial_config)
         config = build_config(EnhanceConfig, raw)
         source = f"voicebank={data['voicebank']}" if "voicebank" in data else config.corpus
         name, loss_name = cell.method["enhancer"], cell.method["enh_loss"]
@@ -134,7 +138,7 @@ class EnhanceTask(Task):
         test_all = load_pairs(source, "test")
         test = test_all.subset(test_indices(test_all.utts, config.test_utterances))
         workers = config.pesq_workers or default_workers()
-        noisy_scores = self._noisy_scores(source, test, workers, ctx)
+        noisy_scores = self._scores(source, test, test.noisy, workers, ctx)
 
         curves: dict[str, list] = {}
         timing: dict[str, float | None] = {}
@@ -149,16 +153,17 @@ class EnhanceTask(Task):
             with torch.no_grad():
                 timing["flops_per_audio_second"] = harness.count_flops(lambda: model(one_second))
 
+        # tuning selects on seed 0's valid score (its trials and default row run at seed 0);
         # VoiceBank-DEMAND has no valid split: no valid score, so its rows are not tuned
-        if learned and config.valid_utterances and not source.startswith("voicebank="):
+        valid = learned and config.valid_utterances and cell.seed == 0
+        if valid and not source.startswith("voicebank="):
             parameters["valid_pesq_wb"] = self._valid_pesq(model, source, config, workers, ctx)
+        if not score_test:  # a tuning trial: scored on validation only
+            return CellResult(metrics=parameters, curves=curves, timing=timing)
         enhanced, seconds = enhance_all(model, test.noisy, SAMPLE_RATE, ctx)
         timing["rtf"] = seconds / (sum(len(a) for a in test.noisy) / SAMPLE_RATE)
         timing["eval_samples_per_s"] = len(test.noisy) / seconds
-        if all(np.array_equal(e, n) for e, n in zip(enhanced, test.noisy, strict=True)):
-            scores = list(noisy_scores)  # the output is the input: its scores are known
-        else:
-            scores = score_utterances(test.clean, enhanced, SAMPLE_RATE, workers)
+        scores = self._scores(source, test, enhanced, workers, ctx)
         items = {"test": enhancement_items([u.id for u in test.utts], scores, noisy_scores)}
         curves.update(
             {
@@ -196,18 +201,25 @@ class EnhanceTask(Task):
     def metrics_from_items(self, items: Items, config: dict) -> dict[str, float]:
         return metrics_from_items(items["test"])
 
-    def _noisy_scores(
-        self, source: str, test: PairSet, workers: int, ctx: RunContext
+    def _scores(
+        self, source: str, test: PairSet, estimates: list[np.ndarray], workers: int, ctx
     ) -> list[UtteranceScore]:
-        """Scores of the noisy input itself, computed once per test set and run folder."""
-        key = stable_hash({"source": str(source), "ids": [u.id for u in test.utts]})
-        path = ctx.artifact_dir(self.name) / f"noisy-scores-{key}.json"
+        """Scores of ``estimates`` against the test set's clean speech, computed once per run
+        folder for the same audio: keyed by the estimates' bytes, so the noisy input, the
+        identity's output and a filter's output at every seed (no training, the same
+        output) are scored once."""
+        digest = hashlib.sha256()
+        for estimate in estimates:
+            digest.update(np.ascontiguousarray(estimate, dtype=np.float32).tobytes())
+        ids = [u.id for u in test.utts]
+        key = stable_hash({"source": str(source), "ids": ids, "audio": digest.hexdigest()})
+        path = ctx.artifact_dir(self.name) / f"scores-{key}.json"
         if path.exists():
             return [
                 UtteranceScore(**{**d, "errors": tuple(d["errors"])})
                 for d in json.loads(path.read_text())
             ]
-        scores = score_utterances(test.clean, test.noisy, SAMPLE_RATE, workers)
+        scores = score_utterances(test.clean, estimates, SAMPLE_RATE, workers)
         write_atomic(path, json.dumps([asdict(s) for s in scores]))
         return scores
 

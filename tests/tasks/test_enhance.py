@@ -115,6 +115,31 @@ def test_items_are_the_test_mixtures_with_the_noisy_input_scores(tiny_setup):
     assert wiener.record.metrics["si_sdr_gain"] == pytest.approx(np.mean(b["si_sdr"] - a["si_sdr"]))
 
 
+def test_scores_are_computed_once_per_audio(tiny_setup, monkeypatch):
+    """The scores of the same output audio are read back, not recomputed: a filter's output
+    at another seed, the identity's output (the noisy input); a learned output is new."""
+    calls = []
+    original = enhance.score_utterances
+
+    def counting(cleans, estimates, *args, **kwargs):
+        calls.append(len(estimates))
+        return original(cleans, estimates, *args, **kwargs)
+
+    monkeypatch.setattr(enhance, "score_utterances", counting)
+    wiener = {"enhancer": "wiener", "enh_loss": "-"}
+    first = run_tiny(wiener, tiny_setup)
+    assert calls == [TINY["test_utterances"]] * 2  # the noisy input, then wiener's output
+    cell = Cell("enhance", wiener, 1, "quick", tiny_config())
+    ctx = RunContext(device=torch.device("cpu"), run_dir=tiny_setup, quiet=True)
+    second = run_cell(cell, ctx, "test", {})
+    identity = run_tiny({"enhancer": "identity", "enh_loss": "-"}, tiny_setup)
+    assert len(calls) == 2  # seed 1's output is seed 0's; the identity's is the noisy input
+    assert second.record.metrics == first.record.metrics
+    assert identity.record.metrics["pesq_wb_gain"] == 0.0
+    run_tiny({"enhancer": "mask", "enh_loss": "l1"}, tiny_setup)
+    assert len(calls) == 3
+
+
 def test_a_row_trains_exactly_when_it_has_a_loss(tiny_setup):
     for method, message in (
         ({"enhancer": "wiener", "enh_loss": "l1"}, "is not learned"),
@@ -253,5 +278,12 @@ def test_learned_rows_are_tuned_on_the_valid_mixtures(tiny_setup, monkeypatch):
     assert all(1.0 <= v <= 4.65 for v in valid.values())
     best = max(valid, key=lambda hp: (valid[hp], hp == "default"))
     assert mask["tuned"]["config"]["lr"] == mask[best]["config"]["lr"]
+    for hp in ("trial1", "trial2"):  # trials are scored on validation only
+        assert "pesq_wb" not in mask[hp]["metrics"] and mask[hp]["config"]["score_test"] is False
+        assert read_items(out, mask[hp]["cell_key"]) == {}
+    assert "score_test" not in mask["tuned"]["config"] and "pesq_wb" in mask["tuned"]["metrics"]
+    # the tuned cell reruns a trial's point with test scores; a default win is a copy
+    reused = mask["tuned"]["env"].get("reused_from")
+    assert reused == (mask["default"]["cell_key"] if best == "default" else None)
     report = (out / "report.md").read_text()
     assert "### Tuning trials" in report and "valid_pesq_wb" in report
