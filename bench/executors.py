@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import signal
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import replace
 
 from bench.cells import CellRun, new_record, run_cell
@@ -56,23 +56,43 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+class Feed:
+    """The cells of a run as a list that may grow while it runs: the caller appends
+    follow-up cells (the tuned cells, bench.tuned_stage) after a yield, and ``new`` hands
+    each cell out once."""
+
+    def __init__(self, cells: list[Cell]) -> None:
+        self.cells, self._given = cells, 0
+
+    def new(self) -> list[Cell]:
+        out = self.cells[self._given :]
+        self._given = len(self.cells)
+        return out
+
+
 def run_pool(cells: list[Cell], ctx: RunContext, run_id: str, env: dict, jobs: int):
-    """Yield (cell, CellRun) as a pool of ``jobs`` processes finishes them."""
+    """Yield (cell, CellRun) as a pool of ``jobs`` processes finishes them; cells appended
+    to ``cells`` meanwhile go to the same pool (its workers keep their caches)."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     quiet_ctx = replace(ctx, quiet=True)  # one bar (the driver's), not one per worker
     spawn = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+    feed = Feed(cells)
     with ProcessPoolExecutor(
         max_workers=jobs, mp_context=spawn, initializer=die_with_parent
     ) as pool:
-        futures = {
-            pool.submit(_worker, cell, quiet_ctx, run_id, env, threads): cell for cell in cells
-        }
-        for future in as_completed(futures):
-            cell = futures[future]
+        futures: dict[Future, Cell] = {}
+        while True:
+            for cell in feed.new():
+                futures[pool.submit(_worker, cell, quiet_ctx, run_id, env, threads)] = cell
+            if not futures:
+                return
+            future = next(as_completed(futures))
+            cell = futures.pop(future)
             try:
-                yield cell, future.result()
+                outcome = future.result()
             except Exception as exc:  # the worker process died (e.g. out of memory)
-                yield cell, failed_run(cell, run_id, env, f"worker died: {exc!r}")
+                outcome = failed_run(cell, run_id, env, f"worker died: {exc!r}")
+            yield cell, outcome
 
 
 def run_ray(cells: list[Cell], ctx: RunContext, run_id: str, env: dict, address: str | None):
@@ -89,8 +109,12 @@ def run_ray(cells: list[Cell], ctx: RunContext, run_id: str, env: dict, address:
     remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=1)(_worker)
     quiet_ctx = replace(ctx, quiet=True)
     threads = 1 if not gpus else max(1, os.cpu_count() or 1)  # CPU cells get one core each
-    pending = {remote.remote(cell, quiet_ctx, run_id, env, threads): cell for cell in cells}
-    while pending:
+    feed, pending = Feed(cells), {}
+    while True:
+        for cell in feed.new():  # cells appended meanwhile become tasks too
+            pending[remote.remote(cell, quiet_ctx, run_id, env, threads)] = cell
+        if not pending:
+            return
         done, _ = ray.wait(list(pending), num_returns=1)
         ref = done[0]
         cell = pending.pop(ref)

@@ -8,7 +8,7 @@ sweep goes on; cells already finished in the run folder are skipped (resume).
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,8 +17,9 @@ from bench.cells import run_cell
 from bench.context import RunContext
 from bench.data.checks import check_corpora
 from bench.eta import CellTimes
-from bench.store import Cell, RunStore, read_items, stable_hash, write_items
+from bench.store import Cell, Record, RunStore, stable_hash, write_items
 from bench.tasks.base import get_task
+from bench.tuned_stage import TunedStage
 
 
 @dataclass(frozen=True)
@@ -139,32 +140,40 @@ def run_cells(
     executor: str = "local",
     jobs: int = 1,
     ray_address: str | None = None,
+    follow: Callable[[Record | None], list[Cell]] | None = None,
 ) -> SweepSummary:
     """Run the cells not yet finished in ``ctx.run_dir``; append one record per cell.
 
     ``executor`` "local" runs in this process (``jobs`` > 1: a process pool); "ray" runs
     one Ray task per cell (bench.executors). Records are appended here as cells finish.
+    ``follow`` (called with ``None`` first, then with each stored record) returns cells to
+    run as well: they join the same executor's queue (bench.tuned_stage).
     """
     store = RunStore(ctx.run_dir)
     done = store.completed_keys()
     summary = SweepSummary()
-    pending = [c for c in cells if c.key not in done]
-    summary.skipped = [c for c in cells if c.key in done]
+    pending: list[Cell] = []
+    times = CellTimes()  # the bar counts expected seconds of work: an ETA that means it
+    expected: dict[str, float] = {}
     env = harness.capture_env(ctx.device)
     env["probe_gflops"] = harness.measured_peak_flops(ctx.device) / 1e9  # speed reference
-    times = CellTimes()  # the bar counts expected seconds of work: an ETA that means it
-    expected = {c.key: times.expected(c) for c in pending}
     bar = ctx.progress(
-        total=sum(expected.values()),
-        desc=f"cells 0/{len(pending)}",
+        total=0,
+        desc="cells 0/0",
         bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]{postfix}",
         leave=True,
     )
-    for finished, (cell, outcome) in enumerate(
-        _results(pending, ctx, run_id, env, executor, jobs, ray_address, bar), start=1
-    ):
-        bar.set_description_str(f"cells {finished}/{len(pending)}", refresh=False)
-        bar.update(expected[cell.key])
+
+    def add(new: list[Cell]) -> None:
+        summary.skipped += [c for c in new if c.key in done]
+        todo = [c for c in new if c.key not in done]
+        expected.update({c.key: times.expected(c) for c in todo})
+        pending.extend(todo)  # the executor hands out what is appended, as it appears
+        bar.total += sum(expected[c.key] for c in todo)
+        bar.set_description_str(f"cells {len(summary.ran)}/{len(pending)}", refresh=False)
+
+    add(list(cells) + (follow(None) if follow else []))
+    for cell, outcome in _results(pending, ctx, run_id, env, executor, jobs, ray_address, bar):
         record = outcome.record
         if record.status == "ok":
             times.record(cell, record.seconds)
@@ -180,6 +189,10 @@ def run_cells(
         if record.status != "ok":
             summary.failed.append((cell, record.error or ""))
             bar.write(f"FAILED {cell.label}: {(record.error or '').splitlines()[0]}")
+        if follow:
+            add(follow(record))
+        bar.set_description_str(f"cells {len(summary.ran)}/{len(pending)}", refresh=False)
+        bar.update(expected[cell.key])
     return summary
 
 
@@ -189,54 +202,14 @@ def tuned_after(cells: list[Cell]) -> int:
 
 
 def run_staged(cells: list[Cell], ctx: RunContext, run_id: str, **executor) -> SweepSummary:
-    """``run_cells``, then the tuned cells the finished trials choose (bench.tuning), so a
-    resumed run re-derives the same choice from its stored trial records."""
-    summary = run_cells(cells, ctx, run_id, **executor)
-    keys = {c.key for c in cells}  # this invocation's trials, not other runs' in the folder
-    stored = [r for key, r in RunStore(ctx.run_dir).latest().items() if key in keys]
-    tuned = tuning.second_stage(cells, stored, get_task)
-    if not tuned:
-        return summary
-    sources = tuning.already_ran(tuned, stored)
-    copied = _copy_records(tuned, sources, ctx, run_id)
-    second = run_cells([c for c in tuned if c.key not in sources], ctx, run_id, **executor)
-    kept = [c for c in tuned if c.key in sources and c not in copied]  # copied before a resume
-    return SweepSummary(
-        summary.ran + second.ran + copied,
-        summary.skipped + second.skipped + kept,
-        summary.failed + second.failed,
-    )
-
-
-def _copy_records(tuned: list[Cell], sources: dict, ctx: RunContext, run_id: str) -> list[Cell]:
-    """Record each tuned cell whose computation already ran (``sources``, from
-    tuning.already_ran) as a copy of that cell's record and items, marked
-    ``env.reused_from``; returns the cells copied now (not those a resumed run holds)."""
-    store = RunStore(ctx.run_dir)
-    done = store.completed_keys()
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    copied = []
-    for cell in tuned:
-        source = sources.get(cell.key)
-        if source is None or cell.key in done:
-            continue
-        items = read_items(ctx.run_dir, source.cell_key)
-        if items:  # the items first: a record never points at missing items
-            write_items(ctx.run_dir, cell.key, items)
-        store.append(
-            replace(
-                source,
-                run_id=run_id,
-                method=dict(cell.method),
-                config=dict(cell.config),
-                cell_key=cell.key,
-                started=now,
-                seconds=0.0,  # nothing ran; the source record holds the computation's time
-                env={**source.env, "reused_from": source.cell_key},
-            )
-        )
-        copied.append(cell)
-    return copied
+    """``run_cells`` with the tuned cells (bench.tuning) queued as each task's trials
+    finish (bench.tuned_stage), so a resumed run re-derives the same choice from its
+    stored trial records."""
+    stage = TunedStage(cells, ctx, run_id)
+    summary = run_cells(cells, ctx, run_id, follow=stage.follow, **executor)
+    summary.ran += stage.copied
+    summary.skipped += stage.kept
+    return summary
 
 
 def _results(pending, ctx, run_id, env, executor, jobs, ray_address, bar):

@@ -51,6 +51,23 @@ def test_process_pool_matches_in_process(tmp_path):
     assert len(again.skipped) == 2 and not again.ran  # resumes like the local executor
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_cells_that_follow_a_record_join_the_same_run(tmp_path, jobs):
+    """``follow`` adds cells while the run goes on (the tuned stage): in process and to
+    the open pool; it is asked before the run and after every record."""
+    first, second = _cells()
+    asked = []
+
+    def follow(record):
+        asked.append(None if record is None else record.cell_key)
+        return [second] if record is not None and record.cell_key == first.key else []
+
+    summary = run_cells([first], _ctx(tmp_path), "f", jobs=jobs, follow=follow)
+    assert [c.key for c in summary.ran] == [first.key, second.key] and not summary.failed
+    assert asked == [None, first.key, second.key]
+    assert _metrics(tmp_path).keys() == {0, 1}
+
+
 def test_unknown_executor_and_bad_jobs(tmp_path):
     with pytest.raises(ValueError, match="unknown executor"):
         run_cells(_cells(), _ctx(tmp_path), "x", executor="slurm")

@@ -15,8 +15,9 @@ from bench.registry import register
 from bench.report.finding_checks import RunData
 from bench.report.model import build_report_data
 from bench.report.tuning_table import tuning_table
-from bench.store import Cell, Record, latest_records
+from bench.store import Cell, Record, RunStore, latest_records
 from bench.sweep import run_staged
+from bench.tuned_stage import TunedStage
 from bench.tasks.base import NONE, CellResult, Task
 
 BEST_LR = 3e-3
@@ -227,3 +228,38 @@ def test_run_staged_runs_trials_then_tuned_rows_and_the_report_keeps_them_apart(
     data = build_report_data(tmp_path, figures=False)
     rows = [r.method[tuning.COLUMN] for r in data.sections[0].table.rows]
     assert sorted(rows) == sorted([NONE, tuning.DEFAULT, tuning.TUNED])  # no trial rows
+
+
+def test_tuned_cells_are_queued_as_soon_as_their_task_finishes_its_first_stage(
+    toy, tmp_path, monkeypatch
+):
+    """The tuned stage follows the run: nothing before the task's last first-stage record
+    (a failed one counts as finished), then its tuned cells to run, the copies stored."""
+    register("task", "other_toy")(type("OtherToy", (TunedToy,), {}))
+    other = registry.build("task", "other_toy")
+    cells = toy.cells("quick", [0, 1])
+    later = other.cells("quick", [0])
+    ctx = RunContext(device=torch.device("cpu"), run_dir=tmp_path, quiet=True)
+    stage = TunedStage(cells + later, ctx, "r")
+    assert stage.follow(None) == []
+    store = RunStore(tmp_path)
+    for i, cell in enumerate(cells):
+        valid = 1.0 if cell.method[tuning.COLUMN] == "trial2" else 0.0
+        status = "failed" if cell.method[tuning.COLUMN] == "trial4" else "ok"
+        record = _record(cell, valid, status)
+        store.append(record)
+        queued = stage.follow(record)
+        if i < len(cells) - 1:
+            assert queued == []
+    assert [(c.task, c.seed, c.method[tuning.COLUMN]) for c in queued] == [
+        ("tuned_toy", 1, "tuned")
+    ]
+    trial2 = next(c for c in cells if c.method[tuning.COLUMN] == "trial2")
+    assert queued[0].config == trial2.config
+    copy = next(r for r in latest_records(tmp_path) if r.method[tuning.COLUMN] == tuning.TUNED)
+    assert copy.env["reused_from"] == trial2.key and copy.seed == 0
+    assert [c.seed for c in stage.copied] == [0]
+    # the other task's stage is its own: released by its own last record only
+    for cell in later[:-1]:
+        assert stage.follow(_record(cell, 0.0)) == []
+    assert stage.follow(_record(later[-1], 0.0)) == []  # not stored: no trials, no tuned
