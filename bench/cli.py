@@ -15,6 +15,7 @@ from pathlib import Path
 from bench import (
     compare_command,
     data_command,
+    executors,
     findings_command,
     harness,
     overrides,
@@ -123,9 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--executor", default="local", choices=["local", "ray"], help="where cells run"
     )
-    run.add_argument(
-        "--jobs", type=int, default=1, help="local executor: cells run in parallel processes"
+    jobs_help = (
+        "local executor: cells in parallel processes (default: $SPEECHBENCH_JOBS, else auto)"
     )
+    run.add_argument("--jobs", type=executors.parse_jobs, default=None, help=jobs_help)
     run.add_argument(
         "--ray-address", default=None, help="Ray cluster address (default: start a local Ray)"
     )
@@ -335,16 +337,12 @@ def _execute_locked(args, cells, run_dir: Path, invocation: dict, ctx: RunContex
     run_id = run_dir.name
     store.record_invocation(run_dir, invocation, cells, str(ctx.device), ctx.amp)
     write_dataset_cards(run_dir, cells)
+    jobs = executors.resolve_jobs(getattr(args, "jobs", 1), ctx.device)
     if not args.quiet:
-        print(f"run folder: {run_dir} ({len(cells)} cells)", file=sys.stderr)
-    summary = run_staged(
-        cells,
-        ctx,
-        run_id,
-        executor=getattr(args, "executor", "local"),
-        jobs=getattr(args, "jobs", 1),
-        ray_address=getattr(args, "ray_address", None),
-    )
+        print(f"run folder: {run_dir} ({len(cells)} cells, {jobs} at a time)", file=sys.stderr)
+    executor = getattr(args, "executor", "local")
+    ray_address = getattr(args, "ray_address", None)
+    summary = run_staged(cells, ctx, run_id, executor=executor, jobs=jobs, ray_address=ray_address)
     from bench.report import write_report
 
     paths = write_report(run_dir, figures=not args.no_figures)

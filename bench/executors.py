@@ -12,6 +12,7 @@ sweep resumes where it stopped whatever the executor.
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import os
 import signal
@@ -24,6 +25,41 @@ from bench.context import RunContext
 from bench.store import Cell
 
 EXECUTORS = ("local", "ray")
+AUTO = "auto"
+MAX_AUTO_JOBS = 4  # beyond this, memory (each worker holds its corpora) is the limit
+JOBS_ENV = "SPEECHBENCH_JOBS"  # the default of --jobs when set (the tests set 1)
+
+
+def parse_jobs(text: str) -> int | str:
+    """``--jobs`` (or $SPEECHBENCH_JOBS): a number of at least 1, or ``auto``."""
+    if text == AUTO:
+        return AUTO
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"a number of at least 1 or 'auto', got {text!r}")
+    return jobs
+
+
+def resolve_jobs(jobs: int | str | None, device) -> int:
+    """The number of parallel cells. ``None`` (no ``--jobs``): $SPEECHBENCH_JOBS, else
+    ``auto``: one cell per core at one thread each, up to MAX_AUTO_JOBS (these small models
+    step faster on one thread, so two one-thread cells on two cores beat one two-thread
+    cell; and a cell runs on the same number of threads however many cells the run has);
+    one at a time on a GPU."""
+    if jobs is None:
+        try:
+            jobs = parse_jobs(os.environ.get(JOBS_ENV, AUTO))
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"${JOBS_ENV}: {exc}") from None
+    if jobs != AUTO:
+        return int(jobs)
+    if getattr(device, "type", str(device)) != "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, MAX_AUTO_JOBS))
 
 
 def failed_run(cell: Cell, run_id: str, env: dict, error: str) -> CellRun:
@@ -58,21 +94,33 @@ def die_with_parent() -> None:
 
 class Feed:
     """The cells of a run as a list that may grow while it runs: the caller appends
-    follow-up cells (the tuned cells, bench.tuned_stage) after a yield, and ``new`` hands
-    each cell out once."""
+    follow-up cells (the tuned cells, bench.tuned_stage) after a yield. ``take`` hands each
+    cell out once, appended cells first: they start while the first list's short cells
+    are still there to fill the cores at the end, rather than forming the run's tail."""
 
     def __init__(self, cells: list[Cell]) -> None:
-        self.cells, self._given = cells, 0
+        self.cells, self._first, self._next_first = cells, len(cells), 0
+        self._next_added = len(cells)
 
-    def new(self) -> list[Cell]:
-        out = self.cells[self._given :]
-        self._given = len(self.cells)
+    def take(self, n: int | None = None) -> list[Cell]:
+        """Up to ``n`` cells not yet handed out (all of them when ``n`` is None)."""
+        out: list[Cell] = []
+        while n is None or len(out) < n:
+            if self._next_added < len(self.cells):
+                out.append(self.cells[self._next_added])
+                self._next_added += 1
+            elif self._next_first < self._first:
+                out.append(self.cells[self._next_first])
+                self._next_first += 1
+            else:
+                break
         return out
 
 
 def run_pool(cells: list[Cell], ctx: RunContext, run_id: str, env: dict, jobs: int):
     """Yield (cell, CellRun) as a pool of ``jobs`` processes finishes them; cells appended
-    to ``cells`` meanwhile go to the same pool (its workers keep their caches)."""
+    to ``cells`` meanwhile go to the same pool (its workers keep their caches). A cell is
+    submitted only when a worker is free, so the appended ones can go first (Feed)."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     quiet_ctx = replace(ctx, quiet=True)  # one bar (the driver's), not one per worker
     spawn = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
@@ -82,7 +130,7 @@ def run_pool(cells: list[Cell], ctx: RunContext, run_id: str, env: dict, jobs: i
     ) as pool:
         futures: dict[Future, Cell] = {}
         while True:
-            for cell in feed.new():
+            for cell in feed.take(jobs - len(futures)):
                 futures[pool.submit(_worker, cell, quiet_ctx, run_id, env, threads)] = cell
             if not futures:
                 return
@@ -111,7 +159,7 @@ def run_ray(cells: list[Cell], ctx: RunContext, run_id: str, env: dict, address:
     threads = 1 if not gpus else max(1, os.cpu_count() or 1)  # CPU cells get one core each
     feed, pending = Feed(cells), {}
     while True:
-        for cell in feed.new():  # cells appended meanwhile become tasks too
+        for cell in feed.take():  # cells appended meanwhile become tasks too
             pending[remote.remote(cell, quiet_ctx, run_id, env, threads)] = cell
         if not pending:
             return

@@ -223,9 +223,10 @@ def _results(pending, ctx, run_id, env, executor, jobs, ray_address, bar):
     elif jobs > 1:
         yield from executors.run_pool(pending, ctx, run_id, env, jobs)
     else:
-        for cell in pending:
-            bar.set_postfix_str(cell.label)
-            yield cell, run_cell(cell, ctx, run_id, env)
+        feed = executors.Feed(pending)
+        while next_cell := feed.take(1):
+            bar.set_postfix_str(next_cell[0].label)
+            yield next_cell[0], run_cell(next_cell[0], ctx, run_id, env)
 
 
 def default_run_dir(suite: str, cells: list[Cell], device: str, amp: str) -> Path:

@@ -1,5 +1,6 @@
 """Executors write the same records: in process, a local process pool, a local Ray."""
 
+import argparse
 import json
 import os
 import signal
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import registry
+from bench import executors, registry
+from bench.cli import main
 from bench.sweep import run_cells
 from bench.tasks.base import RunContext, get_task
 
@@ -68,6 +70,32 @@ def test_cells_that_follow_a_record_join_the_same_run(tmp_path, jobs):
     assert _metrics(tmp_path).keys() == {0, 1}
 
 
+def test_jobs_auto_is_one_cell_per_core_on_a_cpu(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(executors.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert executors.resolve_jobs("auto", cpu) == 2
+    assert executors.resolve_jobs("auto", cuda) == 1  # one GPU: one cell at a time
+    assert executors.resolve_jobs(3, cuda) == 3
+    monkeypatch.setattr(executors.os, "sched_getaffinity", lambda pid: set(range(64)))
+    assert executors.resolve_jobs("auto", cpu) == executors.MAX_AUTO_JOBS
+    monkeypatch.setenv(executors.JOBS_ENV, "auto")
+    assert executors.resolve_jobs(None, cpu) == executors.MAX_AUTO_JOBS
+    monkeypatch.setenv(executors.JOBS_ENV, "2")
+    assert executors.resolve_jobs(None, cpu) == 2
+    monkeypatch.setenv(executors.JOBS_ENV, "zero")
+    with pytest.raises(ValueError, match="SPEECHBENCH_JOBS: a number of at least 1"):
+        executors.resolve_jobs(None, cpu)
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(argparse.ArgumentTypeError, match="at least 1 or 'auto'"):
+            executors.parse_jobs(bad)
+
+
+def test_bad_jobs_on_the_command_line_name_the_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["--suite", "quick", "--jobs", "0", "--dry-run"])
+    assert "--jobs: a number of at least 1 or 'auto', got '0'" in capsys.readouterr().err
+
+
 def test_unknown_executor_and_bad_jobs(tmp_path):
     with pytest.raises(ValueError, match="unknown executor"):
         run_cells(_cells(), _ctx(tmp_path), "x", executor="slurm")
@@ -119,3 +147,18 @@ def test_pool_workers_die_with_a_killed_driver(tmp_path):
         time.sleep(0.1)
     os.kill(worker, signal.SIGKILL)
     pytest.fail(f"worker {worker} outlived its killed driver")
+
+
+def test_feed_hands_out_appended_cells_first_and_each_cell_once():
+    cells = _cells()
+    first, second = cells
+    queue = [first]
+    feed = executors.Feed(queue)
+    assert feed.take(0) == [] and feed.take(5) == [first] and feed.take() == []
+    queue += [second, replace(second, seed=5)]
+    assert feed.take(1) == [second] and feed.take() == [replace(second, seed=5)]
+    queue2 = [first, second]
+    feed = executors.Feed(queue2)
+    assert feed.take(1) == [first]
+    queue2.append(replace(first, seed=7))  # appended: before the first list's rest
+    assert feed.take() == [replace(first, seed=7), second]

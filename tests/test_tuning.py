@@ -17,8 +17,8 @@ from bench.report.model import build_report_data
 from bench.report.tuning_table import tuning_table
 from bench.store import Cell, Record, RunStore, latest_records
 from bench.sweep import run_staged
-from bench.tuned_stage import TunedStage
 from bench.tasks.base import NONE, CellResult, Task
+from bench.tuned_stage import TunedStage
 
 BEST_LR = 3e-3
 

@@ -233,14 +233,14 @@ def pool_summary(scale: str) -> dict:
 
 def pool_identity(scale: str) -> dict:
     """What fixes the pool's data, for the run's data hash: the corpus's identity, the
-    sources taken from it, and the unlabeled-only pool's config and manifest checksum
-    (which holds every file's SHA-1)."""
+    sources taken from it, and the unlabeled-only pool's config and manifest digest
+    (``synthetic.manifest_digest``: not the audio's CPU-dependent last bits)."""
     root = ensure_pool(scale)
     return {
         "corpus": synthetic.identity(synthetic.ensure_corpus(scale)),
         "sources": list(SOURCES),
         "pool": json.loads((root / "pool.json").read_text()),
-        "pool_manifest": hashlib.sha256((root / "manifest.jsonl").read_bytes()).hexdigest(),
+        "pool_manifest": synthetic.manifest_digest(root / "manifest.jsonl"),
     }
 
 

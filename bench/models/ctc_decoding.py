@@ -9,6 +9,7 @@ prefix, and can add a word n-gram LM each time a word is completed.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
 
@@ -29,6 +30,15 @@ def _logadd(a: float, b: float) -> float:
     if a < b:
         a, b = b, a
     return a + math.log1p(math.exp(b - a))
+
+
+def _add_nonblank(beams: dict[tuple[int, ...], list[float]], prefix, p_nb: float) -> None:
+    """Add ``p_nb`` to the non-blank mass of ``prefix`` among the next frame's beams."""
+    entry = beams.get(prefix)
+    if entry is None:
+        beams[prefix] = [NEG_INF, p_nb]
+    else:
+        entry[1] = _logadd(entry[1], p_nb)
 
 
 def _check(log_probs: torch.Tensor, tokens: Sequence[str]) -> None:
@@ -115,26 +125,26 @@ def beam_search(
         best = max(range(1, len(frame)), key=frame.__getitem__, default=BLANK)
         tried = [c for c in range(1, len(frame)) if frame[c] >= prune_logprob or c == best]
         blank = frame[BLANK]
+        # each candidate adds to one of the two masses of a prefix only (adding -inf to the
+        # other would leave it exactly as it was), and only the best beam_width are sorted
         new: dict[tuple[int, ...], list[float]] = {}
-
-        def add(prefix: tuple[int, ...], p_b: float, p_nb: float, new=new) -> None:
-            entry = new.setdefault(prefix, [NEG_INF, NEG_INF])
-            entry[0], entry[1] = _logadd(entry[0], p_b), _logadd(entry[1], p_nb)
-
         for prefix, (p_b, p_nb) in beams.items():
             total = _logadd(p_b, p_nb)
-            add(prefix, blank + total, NEG_INF)  # blank: prefix unchanged
+            entry = new.get(prefix)  # blank: prefix unchanged
+            if entry is None:
+                new[prefix] = [blank + total, NEG_INF]
+            else:
+                entry[0] = _logadd(entry[0], blank + total)
             last = prefix[-1] if prefix else None
+            word = scorer.last_word(prefix) if scorer and separator in tried else 0.0
             for c in tried:
-                extended = prefix + (c,)
-                lm_score = scorer.last_word(prefix) if scorer and c == separator else 0.0
+                lm_score = word if c == separator else 0.0
                 if c == last:
-                    add(prefix, NEG_INF, frame[c] + p_nb)  # repeat merges: "aa" -> "a"
-                    add(extended, NEG_INF, frame[c] + p_b + lm_score)  # "a_a" -> "aa"
+                    _add_nonblank(new, prefix, frame[c] + p_nb)  # repeat merges: "aa" -> "a"
+                    _add_nonblank(new, prefix + (c,), frame[c] + p_b + lm_score)  # "a_a"
                 else:
-                    add(extended, NEG_INF, frame[c] + total + lm_score)
-        ranked = sorted(new.items(), key=lambda kv: _logadd(*kv[1]), reverse=True)
-        beams = dict(ranked[:beam_width])
+                    _add_nonblank(new, prefix + (c,), frame[c] + total + lm_score)
+        beams = dict(heapq.nlargest(beam_width, new.items(), key=lambda kv: _logadd(*kv[1])))
     merged: dict[str, float] = {}
     for prefix, (p_b, p_nb) in beams.items():
         score = _logadd(p_b, p_nb) + (scorer.end(prefix) if scorer else 0.0)

@@ -31,6 +31,26 @@ def test_two_builds_are_byte_identical(corpus, tmp_path):
     assert synthetic.verify(again) == []  # and every audio file matches its checksum
 
 
+def test_identity_keeps_what_fixes_the_data_not_the_audio_checksums(corpus, tmp_path):
+    """A corpus whose audio's last bits differ (another CPU's resampler rounding) has the
+    same identity; any other change to a manifest row changes it."""
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("manifest.jsonl", "mixtures.jsonl", "corpus.json"):
+        (copy / name).write_bytes((corpus / name).read_bytes())
+    before = synthetic.identity(copy)
+
+    def rewrite(change):
+        rows = [json.loads(line) for line in (copy / "manifest.jsonl").read_text().splitlines()]
+        change(rows[0])
+        (copy / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    rewrite(lambda row: row.update(sha1="0" * 40))
+    assert synthetic.identity(copy) == before
+    rewrite(lambda row: row.update(num_samples=row["num_samples"] + 1))
+    assert synthetic.identity(copy) != before
+
+
 def test_manifest_items_and_audio(corpus):
     utts = synthetic.load_manifest(corpus)
     assert len(utts) == 6 * 4
