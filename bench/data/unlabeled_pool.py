@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data import lexicon, synthetic
+from bench.data import corpus_identity, lexicon, synthetic
 from bench.data.items import Utterance
 from bench.data.speakers import PROSODY_CLASSES, VARIANTS, Speaker
 from bench.data.synthetic import SAMPLE_RATE, CorpusConfig, PlannedUtterance
@@ -234,13 +234,13 @@ def pool_summary(scale: str) -> dict:
 def pool_identity(scale: str) -> dict:
     """What fixes the pool's data, for the run's data hash: the corpus's identity, the
     sources taken from it, and the unlabeled-only pool's config and manifest digest
-    (``synthetic.manifest_digest``: not the audio's CPU-dependent last bits)."""
+    (``corpus_identity.manifest_digest``: not the audio's CPU-dependent last bits)."""
     root = ensure_pool(scale)
     return {
-        "corpus": synthetic.identity(synthetic.ensure_corpus(scale)),
+        "corpus": corpus_identity.identity(synthetic.ensure_corpus(scale)),
         "sources": list(SOURCES),
         "pool": json.loads((root / "pool.json").read_text()),
-        "pool_manifest": synthetic.manifest_digest(root / "manifest.jsonl"),
+        "pool_manifest": corpus_identity.manifest_digest(root / "manifest.jsonl"),
     }
 
 

@@ -30,7 +30,7 @@ import torch
 from bench import registry
 from bench.config import build_config, scale_config
 from bench.context import RunContext
-from bench.data import synthetic, unlabeled_pool
+from bench.data import corpus_identity, synthetic, unlabeled_pool
 from bench.data.asr_splits import Subset, embedded_splits, labeled_subset, librispeech_splits
 from bench.data.text_norm import alphabet, characters, normalize
 from bench.metrics.asr import rate_forms, rate_from_counts, word_char_edits
@@ -152,7 +152,7 @@ class ASRTask(Task):
         return {**scale_config(ASRConfig, SCALE_CONFIGS, scale), "pretraining": pretraining}
 
     def data_identity(self, config: dict[str, Any]) -> Any:
-        embedded = synthetic.identity(synthetic.ensure_corpus(config["corpus"]))
+        embedded = corpus_identity.identity(synthetic.ensure_corpus(config["corpus"]))
         pool = unlabeled_pool.pool_identity(config["pretraining"]["corpus"])
         identity = {"embedded": embedded, "pretraining_pool": pool, **config.get("data", {})}
         return upstream_data_identity(identity, config)

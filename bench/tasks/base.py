@@ -17,7 +17,7 @@ import numpy as np
 
 from bench import registry
 from bench.context import RunContext
-from bench.data import synthetic
+from bench.data import corpus_identity, synthetic
 from bench.metrics.weighted import ItemForm
 from bench.sources import source_hash
 from bench.store import Cell, stable_hash
@@ -207,7 +207,7 @@ class Task:
         embedded corpus named by ``config["corpus"]`` (its config, generator version and
         file checksums), else the dataset card."""
         if "corpus" in config:
-            return synthetic.identity(synthetic.ensure_corpus(config["corpus"]))
+            return corpus_identity.identity(synthetic.ensure_corpus(config["corpus"]))
         return self.dataset_card(config)
 
     def data_hash(self, config: dict[str, Any]) -> str | None:

@@ -30,7 +30,7 @@ import torch
 from bench import harness, registry, tuning
 from bench.config import build_config, scale_config
 from bench.context import RunContext
-from bench.data import synthetic
+from bench.data import corpus_identity, synthetic
 from bench.data.noisy_pairs import PairSet, example_index, load_pairs, test_indices
 from bench.data.synthetic import SAMPLE_RATE
 from bench.metrics.enhancement import (
@@ -106,7 +106,7 @@ class EnhanceTask(Task):
     def data_identity(self, config: dict) -> object:
         if "voicebank" in config.get("data", {}):
             return self.dataset_card(config)
-        return synthetic.identity(synthetic.ensure_corpus(config["corpus"]))
+        return corpus_identity.identity(synthetic.ensure_corpus(config["corpus"]))
 
     def dataset_card(self, config: dict) -> str:
         if "voicebank" in config.get("data", {}):

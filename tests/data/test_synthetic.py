@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from bench.cli import main
-from bench.data import lexicon, phonemes, synthetic
+from bench.data import corpus_identity, lexicon, phonemes, synthetic
 from bench.data.espeak import Espeak, Voice
 from bench.data.noise import measured_snr_db
 
@@ -38,7 +38,7 @@ def test_identity_keeps_what_fixes_the_data_not_the_audio_checksums(corpus, tmp_
     copy.mkdir()
     for name in ("manifest.jsonl", "mixtures.jsonl", "corpus.json"):
         (copy / name).write_bytes((corpus / name).read_bytes())
-    before = synthetic.identity(copy)
+    before = corpus_identity.identity(copy)
 
     def rewrite(change):
         rows = [json.loads(line) for line in (copy / "manifest.jsonl").read_text().splitlines()]
@@ -46,9 +46,9 @@ def test_identity_keeps_what_fixes_the_data_not_the_audio_checksums(corpus, tmp_
         (copy / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     rewrite(lambda row: row.update(sha1="0" * 40))
-    assert synthetic.identity(copy) == before
+    assert corpus_identity.identity(copy) == before
     rewrite(lambda row: row.update(num_samples=row["num_samples"] + 1))
-    assert synthetic.identity(copy) != before
+    assert corpus_identity.identity(copy) != before
 
 
 def test_manifest_items_and_audio(corpus):
