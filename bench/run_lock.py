@@ -134,3 +134,19 @@ def remove_stale_temporaries(run_dir: Path) -> list[Path]:
     for p in stale:
         p.unlink(missing_ok=True)
     return stale
+
+
+@contextlib.contextmanager
+def artifact_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``<path>.lock`` while a cached artifact is made: parallel cells
+    (``--jobs``) that need the same artifact wait for the one making it instead of making
+    it too. Without ``fcntl`` (Windows) there is no lock: they may make it twice."""
+    if fcntl is None:
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

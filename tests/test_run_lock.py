@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +101,25 @@ def test_taking_the_lock_removes_temporaries_a_killed_writer_left(tmp_path):
     with run_lock.hold(tmp_path, "test"):
         assert not any(p.exists() for p in left)
         assert all(p.exists() for p in kept)
+
+
+def test_artifact_lock_makes_a_second_maker_wait(tmp_path):
+    """Two makers of one artifact: the second waits until the first has written it."""
+    path = tmp_path / "scores.json"
+    order = []
+    entered = threading.Event()
+
+    def first():
+        with run_lock.artifact_lock(path):
+            entered.set()
+            time.sleep(0.3)
+            path.write_text("made")
+            order.append("first done")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    entered.wait(5)
+    with run_lock.artifact_lock(path):
+        order.append(f"second sees {path.read_text()}")
+    thread.join()
+    assert order == ["first done", "second sees made"]

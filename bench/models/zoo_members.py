@@ -13,10 +13,8 @@ temperature scaling can harm (Galil et al. 2023, Figure 4).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from bench.context import RunContext
 from bench.data.digits import DigitsSplit
 from bench.models import digits_zoo  # registers resnet and vit; the augmentation
 from bench.models.classifier_training import FitConfig, fit_classifier
+from bench.run_lock import artifact_lock
 from bench.store import replacing
 from bench.training import TrainResult
 from methods.distillation import kd_loss
@@ -281,20 +280,9 @@ def fit_member(
     return model, result
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path``.lock: one worker makes the artifact, the others wait."""
-    with open(path.with_name(path.name + ".lock"), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def cached(path: Path, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Load the npz artifact at ``path`` or make it once: arrays, plus JSON for the rest."""
-    with _locked(path):
+    with artifact_lock(path):
         if path.exists():
             with np.load(path) as data:
                 out = {k: data[k] for k in data.files if k != "meta"}

@@ -46,6 +46,7 @@ from bench.models.enhance_config import SCALE_CONFIGS, EnhanceConfig
 from bench.models.enhance_training import train_enhancer
 from bench.models.enhancement import enhance_all
 from bench.registry import register
+from bench.run_lock import artifact_lock
 from bench.store import Cell, stable_hash, write_atomic
 from bench.tasks.base import NONE, CellResult, Items, Task, product
 
@@ -214,14 +215,15 @@ class EnhanceTask(Task):
         ids = [u.id for u in test.utts]
         key = stable_hash({"source": str(source), "ids": ids, "audio": digest.hexdigest()})
         path = ctx.artifact_dir(self.name) / f"scores-{key}.json"
-        if path.exists():
-            return [
-                UtteranceScore(**{**d, "errors": tuple(d["errors"])})
-                for d in json.loads(path.read_text())
-            ]
-        scores = score_utterances(test.clean, estimates, SAMPLE_RATE, workers)
-        write_atomic(path, json.dumps([asdict(s) for s in scores]))
-        return scores
+        with artifact_lock(path):  # a parallel cell with the same audio waits, then reads
+            if path.exists():
+                return [
+                    UtteranceScore(**{**d, "errors": tuple(d["errors"])})
+                    for d in json.loads(path.read_text())
+                ]
+            scores = score_utterances(test.clean, estimates, SAMPLE_RATE, workers)
+            write_atomic(path, json.dumps([asdict(s) for s in scores]))
+            return scores
 
     def _save_example(
         self, cell: Cell, test: PairSet, enhanced: list[np.ndarray], ctx: RunContext
