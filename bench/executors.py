@@ -58,8 +58,14 @@ def resolve_jobs(jobs: int | str | None, device) -> int:
         return int(jobs)
     if getattr(device, "type", str(device)) != "cpu":
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cores or 1, MAX_AUTO_JOBS))
+    return min(usable_cores(), MAX_AUTO_JOBS)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def failed_run(cell: Cell, run_id: str, env: dict, error: str) -> CellRun:
@@ -121,7 +127,7 @@ def run_pool(cells: list[Cell], ctx: RunContext, run_id: str, env: dict, jobs: i
     """Yield (cell, CellRun) as a pool of ``jobs`` processes finishes them; cells appended
     to ``cells`` meanwhile go to the same pool (its workers keep their caches). A cell is
     submitted only when a worker is free, so the appended ones can go first (Feed)."""
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = max(1, usable_cores() // jobs)
     quiet_ctx = replace(ctx, quiet=True)  # one bar (the driver's), not one per worker
     spawn = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
     feed = Feed(cells)

@@ -269,11 +269,10 @@ def second_stage(cells: list[Cell], records: list[Record], get_task) -> list[Cel
     return out
 
 
-def _computation(task: str, method: dict[str, str], config: dict, seed: int, scale: str) -> str:
-    """What fixes a cell's result apart from its ``hp`` label: no task reads ``hp``, and a
-    cell is seeded by its seed alone (bench.cells), so equal keys mean equal computations."""
-    row = {k: v for k, v in method.items() if k != COLUMN}
-    return stable_hash({"task": task, "row": row, "config": config, "seed": seed, "scale": scale})
+def _computation(cell: Cell) -> str:
+    """The key of ``cell`` without its ``hp`` label: no task reads ``hp``, and a cell is
+    seeded by its seed alone (bench.cells), so equal keys mean equal computations."""
+    return replace(cell, method={k: v for k, v in cell.method.items() if k != COLUMN}).key
 
 
 def already_ran(tuned: list[Cell], records: list[Record]) -> dict[str, Record]:
@@ -282,10 +281,10 @@ def already_ran(tuned: list[Cell], records: list[Record]) -> dict[str, Record]:
     ran: dict[str, Record] = {}
     for rec in records:
         if rec.status == "ok" and (is_trial(rec.method) or rec.method.get(COLUMN) == DEFAULT):
-            ran[_computation(rec.task, rec.method, rec.config, rec.seed, rec.scale)] = rec
+            ran[_computation(Cell(rec.task, rec.method, rec.seed, rec.scale, rec.config))] = rec
     out = {}
     for cell in tuned:
-        source = ran.get(_computation(cell.task, cell.method, cell.config, cell.seed, cell.scale))
+        source = ran.get(_computation(cell))
         if source is not None:
             out[cell.key] = source
     return out

@@ -136,11 +136,7 @@ class EnhanceTask(Task):
             raise ValueError(
                 f"enhancer {name} {'is' if learned else 'is not'} learned: give it {need}"
             )
-        test_all = load_pairs(source, "test")
-        test = test_all.subset(test_indices(test_all.utts, config.test_utterances))
         workers = config.pesq_workers or default_workers()
-        noisy_scores = self._scores(source, test, test.noisy, workers, ctx)
-
         curves: dict[str, list] = {}
         timing: dict[str, float | None] = {}
         parameters = {}
@@ -161,6 +157,9 @@ class EnhanceTask(Task):
             parameters["valid_pesq_wb"] = self._valid_pesq(model, source, config, workers, ctx)
         if not score_test:  # a tuning trial: scored on validation only
             return CellResult(metrics=parameters, curves=curves, timing=timing)
+        test_all = load_pairs(source, "test")
+        test = test_all.subset(test_indices(test_all.utts, config.test_utterances))
+        noisy_scores = self._scores(source, test, test.noisy, workers, ctx)
         enhanced, seconds = enhance_all(model, test.noisy, SAMPLE_RATE, ctx)
         timing["rtf"] = seconds / (sum(len(a) for a in test.noisy) / SAMPLE_RATE)
         timing["eval_samples_per_s"] = len(test.noisy) / seconds
